@@ -1,0 +1,31 @@
+//! `corridor-filters`: the filter API of the Corridor gateway and its built-in filters.
+//!
+//! A filter is a config struct (serde, unknown keys refused) plus what it builds: an
+//! `Arc<dyn Filter>`. The gateway builds a [`Chain`] per named chain in its config through
+//! [`FilterConfig::build`], then drives it from its proxy phases: request phases run the chain
+//! in order, response phases in reverse. This crate knows nothing of pingora: messages are seen
+//! through the [`RequestHead`] and [`ResponseHead`] traits, which the gateway implements over
+//! its own types.
+//!
+//! Adding a filter is one file with its config and filter, plus one line in `registry.rs`.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+mod chain;
+mod context;
+mod filter;
+mod message;
+mod problem;
+mod registry;
+
+pub mod body_limit;
+pub mod cors;
+pub mod headers;
+pub mod request_id;
+
+pub use chain::{Chain, Stopped};
+pub use context::{Consumer, RequestContext};
+pub use filter::{BuildContext, BuildError, Filter, Flow, Reply};
+pub use message::{HttpMessage, RequestHead, ResponseHead};
+pub use problem::Problem;
+pub use registry::FilterConfig;

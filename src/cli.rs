@@ -1,0 +1,91 @@
+//! The command line: `corridor run`, `corridor check`, `corridor --version`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::ConfigError;
+use crate::runtime::{PathMatch, Runtime};
+
+#[derive(Debug, Parser)]
+#[command(name = "corridor", version, about = "An API gateway for banks, on pingora")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve with the config at PATH (a file, or a directory of *.toml merged in name order).
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check the config at PATH: print a summary and exit 0, or every error and exit 1.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// Loads and compiles the config, the one step `run` and `check` share.
+pub fn compile(path: &Path) -> Result<Runtime, Vec<ConfigError>> {
+    let config = crate::config::load(path)?;
+    crate::runtime::compile(&config)
+}
+
+pub fn print_errors(errors: &[ConfigError]) {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    eprintln!("corridor: configuration has {} error(s)", errors.len());
+}
+
+pub fn check(path: &Path) -> ExitCode {
+    match compile(path) {
+        Ok(runtime) => {
+            print!("{}", summary(&runtime));
+            println!("corridor: configuration {} is valid", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            print_errors(&errors);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What `check` prints: listeners, routes in the order they are tried, upstreams.
+pub fn summary(runtime: &Runtime) -> String {
+    let mut out = format!("version {}\nlisteners:\n", runtime.version);
+    for l in &runtime.listeners {
+        out += &format!("  {} (http/1.1{})\n", l.address, if l.h2c { ", h2c" } else { "" });
+    }
+    if let Some(admin) = runtime.admin {
+        out += &format!("admin: {admin}\n");
+    }
+    out += "routes (in match order):\n";
+    for r in runtime.router.routes() {
+        let path = match &r.matcher.path {
+            PathMatch::Any => "any path".to_string(),
+            PathMatch::Exact(p) => format!("path {p}"),
+            PathMatch::Prefix(p) => format!("prefix {}", if p.is_empty() { "/" } else { p }),
+            PathMatch::Regex(re) => format!("regex {}", re.as_str()),
+        };
+        out += &format!(
+            "  {} [priority {}] {} -> upstream {} ({} filters)\n",
+            r.id,
+            r.priority,
+            path,
+            r.upstream.name,
+            r.chain.len()
+        );
+    }
+    out += "upstreams:\n";
+    for (name, u) in &runtime.upstreams {
+        let targets: Vec<&str> = u.targets.iter().map(|t| t.label.as_ref()).collect();
+        out += &format!("  {name}: {:?} [{}]\n", u.balancer, targets.join(", "));
+    }
+    out
+}

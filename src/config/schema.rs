@@ -1,0 +1,321 @@
+//! Serde structs for each section of the config. Every struct refuses unknown keys and every
+//! option has a safe default, documented in the README's config reference.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use corridor_filters::FilterConfig;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::Located;
+
+/// One config file: every section is optional, so a directory can split the config.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub server: Option<Spanned<ServerConfig>>,
+    pub admin: Option<Spanned<AdminConfig>>,
+    #[serde(default)]
+    pub listeners: Vec<Spanned<ListenerConfig>>,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, Spanned<UpstreamConfig>>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RouteConfig>>,
+    #[serde(default)]
+    pub chains: BTreeMap<String, Spanned<ChainConfig>>,
+}
+
+/// The whole config, merged from its files in name order.
+#[derive(Debug, Default)]
+pub struct Config {
+    pub files: Vec<std::sync::Arc<super::SourceFile>>,
+    pub server: Option<Located<ServerConfig>>,
+    pub admin: Option<Located<AdminConfig>>,
+    pub listeners: Vec<Located<ListenerConfig>>,
+    pub upstreams: BTreeMap<String, Located<UpstreamConfig>>,
+    pub routes: Vec<Located<RouteConfig>>,
+    pub chains: BTreeMap<String, Located<ChainConfig>>,
+}
+
+/// `[server]`: process-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Worker threads serving the listeners (default: the number of CPUs).
+    pub threads: Option<usize>,
+    /// On SIGTERM or Ctrl-C, how long in-flight requests get to finish.
+    #[serde(with = "humantime_serde")]
+    pub grace_period: Duration,
+    /// CIDRs of proxies in front of Corridor whose X-Forwarded-* headers are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Most request headers a client may send (431 past it).
+    pub max_header_count: usize,
+    /// Most bytes of request headers, names and values together (431 past it).
+    pub max_header_bytes: usize,
+    /// Cap on a body buffered because a filter needs it whole (413 or 502 past it).
+    pub max_buffered_body_bytes: u64,
+    /// Header name prefixes that only Corridor may set: clients' copies are removed.
+    pub internal_header_prefixes: Vec<String>,
+    /// Where access log lines go: "stdout", "off", or a file path.
+    pub access_log: String,
+    /// Idle keep-alive connections kept to upstreams, for all upstreams together.
+    pub upstream_pool_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            threads: None,
+            grace_period: Duration::from_secs(5),
+            trusted_proxies: Vec::new(),
+            max_header_count: 100,
+            max_header_bytes: 32 * 1024,
+            max_buffered_body_bytes: 1024 * 1024,
+            internal_header_prefixes: vec!["x-corridor-".into(), "x-consumer-".into()],
+            access_log: "stdout".into(),
+            upstream_pool_size: 256,
+        }
+    }
+}
+
+/// `[admin]`: the operators' listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of the admin listener; keep it on loopback or a management network.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:9901".into(),
+        }
+    }
+}
+
+/// `[[listeners]]`: where partners connect.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Socket address, e.g. "0.0.0.0:8080".
+    pub listen: Spanned<String>,
+    /// Accept HTTP/2 over cleartext with prior knowledge (h2c) beside HTTP/1.1.
+    #[serde(default = "yes")]
+    pub h2c: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[upstreams.NAME]`: a cluster of targets serving the same thing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Targets as "host:port" or `{ address = "host:port", weight = 2 }`.
+    pub targets: Spanned<Vec<TargetConfig>>,
+    /// How a target is chosen.
+    #[serde(default)]
+    pub balance: Balance,
+    /// For `consistent_hash`: "client_ip" or "header:NAME".
+    #[serde(default)]
+    pub hash_on: Option<Spanned<String>>,
+    /// Speak TLS to the targets (hostname verification on).
+    #[serde(default)]
+    pub tls: bool,
+    /// Server name for TLS (SNI and verification); default: the target's host.
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// PEM bundle of CAs that sign the targets' certificates; default: the system's.
+    #[serde(default)]
+    pub ca_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub timeouts: TimeoutConfig,
+    /// Extra attempts after a failed one: always when the connection failed before the
+    /// request was sent, otherwise only for idempotent methods.
+    #[serde(default = "one")]
+    pub retries: u32,
+    /// Active health checks; none when absent.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckConfig>,
+    #[serde(default)]
+    pub passive_health: PassiveHealthConfig,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TargetConfig {
+    Address(String),
+    Weighted {
+        address: String,
+        #[serde(default = "one")]
+        weight: u32,
+    },
+}
+
+impl TargetConfig {
+    pub fn address(&self) -> &str {
+        match self {
+            TargetConfig::Address(a) | TargetConfig::Weighted { address: a, .. } => a,
+        }
+    }
+    pub fn weight(&self) -> u32 {
+        match self {
+            TargetConfig::Address(_) => 1,
+            TargetConfig::Weighted { weight, .. } => *weight,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    LeastConnections,
+    ConsistentHash,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutConfig {
+    /// TCP (and TLS) connection setup.
+    #[serde(with = "humantime_serde")]
+    pub connect: Duration,
+    /// Longest wait for the next bytes of the upstream's answer (504 past it).
+    #[serde(with = "humantime_serde")]
+    pub read: Duration,
+    /// Longest wait while sending the request to the upstream.
+    #[serde(with = "humantime_serde")]
+    pub write: Duration,
+    /// Budget for the whole upstream exchange, retries included (504 past it).
+    #[serde(with = "humantime_serde")]
+    pub total: Duration,
+    /// How long an idle keep-alive connection to a target is kept.
+    #[serde(with = "humantime_serde")]
+    pub idle: Duration,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        TimeoutConfig {
+            connect: Duration::from_secs(2),
+            read: Duration::from_secs(30),
+            write: Duration::from_secs(30),
+            total: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheckConfig {
+    /// Path requested with GET on each target.
+    pub path: String,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Consecutive successes that bring a target back.
+    pub healthy_threshold: u32,
+    /// Consecutive failures that take a target out.
+    pub unhealthy_threshold: u32,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            path: "/health".into(),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PassiveHealthConfig {
+    /// Consecutive failed exchanges (connect errors, timeouts, 502/503/504) that eject a
+    /// target; 0 turns passive ejection off.
+    pub consecutive_failures: u32,
+    /// How long an ejected target is left out before it gets traffic again.
+    #[serde(with = "humantime_serde")]
+    pub ejection_time: Duration,
+}
+
+impl Default for PassiveHealthConfig {
+    fn default() -> Self {
+        PassiveHealthConfig {
+            consecutive_failures: 5,
+            ejection_time: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[[routes]]`: which requests go where, through which chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Stable id, used in metrics and logs.
+    pub id: Spanned<String>,
+    /// Higher priorities are tried first; equal ones in config order.
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(rename = "match", default)]
+    pub matcher: MatchConfig,
+    /// Name of an `[upstreams.NAME]`.
+    pub upstream: Spanned<String>,
+    /// Name of a `[chains.NAME]`; no chain means plain proxying.
+    #[serde(default)]
+    pub chain: Option<Spanned<String>>,
+    #[serde(default)]
+    pub rewrite: RewriteConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Host (without port), exact or "*.example.com".
+    pub host: Option<Spanned<String>>,
+    /// Exact path.
+    pub path: Option<Spanned<String>>,
+    /// Path prefix, matched on segment boundaries: "/v1/accounts" matches
+    /// "/v1/accounts" and "/v1/accounts/7" but not "/v1/accountsx".
+    pub path_prefix: Option<Spanned<String>>,
+    /// Regular expression over the whole path (anchored).
+    pub path_regex: Option<Spanned<String>>,
+    /// Allowed methods; empty means any.
+    #[serde(default)]
+    pub methods: Vec<Spanned<String>>,
+    /// Required headers: name → exact value, or "*" for "present with any value".
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RewriteConfig {
+    /// Remove this prefix from the path before it goes upstream.
+    pub strip_prefix: Option<String>,
+    /// Put this prefix in front of the path before it goes upstream.
+    pub add_prefix: Option<String>,
+    /// With `path_regex`: the upstream path, with `$1`, `${name}` from the match.
+    pub regex_replace: Option<Spanned<String>>,
+}
+
+/// `[chains.NAME]`: filters run in order on the request, in reverse on the response.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    pub filters: Vec<Spanned<FilterConfig>>,
+}

@@ -1,0 +1,12 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use corridor::cli::{self, Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => cli::check(&config),
+        Command::Run { config } => corridor::server::run(&config),
+    }
+}

@@ -1,0 +1,148 @@
+//! Edge hygiene: header limits, the client's real address, X-Forwarded-*, hop-by-hop and
+//! internal headers.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderName};
+use http::HeaderMap;
+use pingora::http::{RequestHeader, ResponseHeader};
+
+use crate::runtime::Settings;
+
+/// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), plus the
+/// proxy credentials meant for us. Transfer-Encoding is left to pingora, which frames bodies.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+];
+
+/// Upstream response headers that reveal the core's software.
+const REVEALING: [&str; 3] = ["server", "x-powered-by", "x-aspnet-version"];
+
+/// Are the request headers within the configured count and size?
+pub fn headers_within_limits(headers: &HeaderMap, settings: &Settings) -> bool {
+    if headers.len() > settings.max_header_count {
+        return false;
+    }
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    bytes <= settings.max_header_bytes
+}
+
+/// The client's address: the peer's, or when the peer is a trusted proxy, the rightmost
+/// address in X-Forwarded-For that is not itself a trusted proxy.
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, settings: &Settings) -> Option<IpAddr> {
+    let peer = peer?;
+    if !settings.is_trusted_proxy(peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(text) = value.to_str() else { break };
+        for hop in text.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !settings.is_trusted_proxy(ip) {
+                        return Some(client);
+                    }
+                }
+                Err(_) => return Some(client),
+            }
+        }
+    }
+    Some(client)
+}
+
+/// Removes client-sent copies of headers only Corridor may set (consumer identity...).
+pub fn strip_internal_headers(req: &mut RequestHeader, settings: &Settings) {
+    if settings.internal_header_prefixes.is_empty() {
+        return;
+    }
+    let internal: Vec<HeaderName> = req
+        .headers
+        .keys()
+        .filter(|name| {
+            settings
+                .internal_header_prefixes
+                .iter()
+                .any(|prefix| name.as_str().starts_with(prefix.as_str()))
+        })
+        .cloned()
+        .collect();
+    for name in internal {
+        req.remove_header(&name);
+    }
+}
+
+/// Prepares the request that goes upstream: drops hop-by-hop headers and states who the
+/// client is. Incoming X-Forwarded-* are kept only from trusted proxies.
+pub fn forwarded_request(req: &mut RequestHeader, peer: Option<IpAddr>, client_host: Option<&str>, tls: bool, settings: &Settings) {
+    for name in hop_by_hop(&req.headers) {
+        req.remove_header(&name);
+    }
+    let trusted = peer.is_some_and(|ip| settings.is_trusted_proxy(ip));
+    let prior_for = if trusted {
+        req.headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    if !trusted {
+        req.remove_header("x-forwarded-proto");
+        req.remove_header("x-forwarded-host");
+        req.remove_header("forwarded");
+    }
+    if let Some(ip) = peer {
+        let value = match prior_for {
+            Some(prior) => format!("{prior}, {ip}"),
+            None => ip.to_string(),
+        };
+        let _ = req.insert_header("x-forwarded-for", value);
+    }
+    if !trusted || !req.headers.contains_key("x-forwarded-proto") {
+        let _ = req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" });
+    }
+    if !trusted || !req.headers.contains_key("x-forwarded-host") {
+        if let Some(host) = client_host {
+            let _ = req.insert_header("x-forwarded-host", host);
+        }
+    }
+}
+
+/// Cleans an upstream's response before a partner sees it.
+pub fn clean_response(resp: &mut ResponseHeader) {
+    for name in hop_by_hop(&resp.headers) {
+        resp.remove_header(&name);
+    }
+    for name in REVEALING {
+        resp.remove_header(name);
+    }
+}
+
+/// The hop-by-hop headers present, including those the Connection header names. Allocates
+/// nothing when there are none, which is the common case.
+fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
+    let mut found: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP {
+        if headers.contains_key(name) {
+            found.push(HeaderName::from_static(name));
+        }
+    }
+    found
+}

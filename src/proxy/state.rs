@@ -1,0 +1,85 @@
+//! Per-request state: the runtime snapshot the request started with, and what happened to it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corridor_filters::RequestContext;
+
+use super::failure::Failure;
+use crate::runtime::{Route, Runtime};
+use crate::upstream::InFlight;
+
+pub struct RequestState {
+    /// Taken once when the request starts; every phase uses this snapshot, so a reload never
+    /// changes a request halfway.
+    pub runtime: Arc<Runtime>,
+    pub started: Instant,
+    pub route: Option<Arc<Route>>,
+    /// What the filters share; holds the request id.
+    pub filters: RequestContext,
+    /// The peer's address as seen on the socket.
+    pub peer_ip: Option<std::net::IpAddr>,
+    /// Index of the target of the current attempt, and the ones already tried.
+    pub target: Option<usize>,
+    pub tried: Vec<usize>,
+    pub in_flight: Option<InFlight>,
+    pub first_attempt: Option<Instant>,
+    pub upstream_elapsed: Option<Duration>,
+    /// Request body bytes seen so far, against `body_limit`.
+    pub body_bytes: u64,
+    pub body_limit: Option<u64>,
+    /// Name of the filter that answered the client itself, if one did.
+    pub answered_by: Option<&'static str>,
+    pub failure: Option<Failure>,
+    /// The response head has gone to the client: no retry is possible any more.
+    pub response_started: bool,
+    /// A response filter replaced the upstream's answer: this body is sent instead.
+    pub replacement_body: Option<bytes::Bytes>,
+    /// Status sent to the client, for the access log.
+    pub status: u16,
+    pub bytes_out: u64,
+}
+
+impl RequestState {
+    pub fn new(runtime: Arc<Runtime>, request_id: String, no_route: Arc<str>) -> Self {
+        RequestState {
+            runtime,
+            started: Instant::now(),
+            route: None,
+            filters: RequestContext::new(request_id, no_route, None),
+            peer_ip: None,
+            target: None,
+            tried: Vec::new(),
+            in_flight: None,
+            first_attempt: None,
+            upstream_elapsed: None,
+            body_bytes: 0,
+            body_limit: None,
+            answered_by: None,
+            failure: None,
+            response_started: false,
+            replacement_body: None,
+            status: 0,
+            bytes_out: 0,
+        }
+    }
+
+    /// Time left of the route's upstream budget (timeouts.total), counted from the first
+    /// attempt.
+    pub fn upstream_budget_left(&self) -> Option<Duration> {
+        let route = self.route.as_ref()?;
+        let total = route.upstream.timeouts.total;
+        Some(match self.first_attempt {
+            Some(first) => total.saturating_sub(first.elapsed()),
+            None => total,
+        })
+    }
+}
+
+/// A new request id: 128 random bits, formatted as a UUIDv4.
+pub fn new_request_id() -> String {
+    let bits = fastrand::u128(..);
+    let bits = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    let hex = format!("{bits:032x}");
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}

@@ -1,0 +1,113 @@
+//! Assembles the process: pingora server, proxy services per listener group, background
+//! health checks, signal handling.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
+use pingora::proxy::ProxyServiceBuilder;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::background::background_service;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::access_log::AccessLog;
+use crate::cli;
+use crate::proxy::Gateway;
+use crate::upstream::HealthChecker;
+
+/// Runs the gateway until SIGTERM or Ctrl-C, then drains and exits.
+pub fn run(config_path: &Path) -> ExitCode {
+    init_logging();
+    let runtime = match cli::compile(config_path) {
+        Ok(runtime) => runtime,
+        Err(errors) => {
+            cli::print_errors(&errors);
+            return ExitCode::FAILURE;
+        }
+    };
+    let settings = runtime.settings.clone();
+    let access_log = match AccessLog::start(&settings.access_log) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("corridor: cannot open the access log: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listeners = runtime.listeners.clone();
+    tracing::info!(version = %runtime.version, listeners = listeners.len(), routes = runtime.router.routes().len(), "config loaded");
+    let store = Arc::new(ArcSwap::from_pointee(runtime));
+
+    let conf = ServerConf {
+        threads: settings.threads,
+        grace_period_seconds: Some(settings.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upstream_keepalive_pool_size: settings.upstream_pool_size,
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    // One proxy service per h2c setting: pingora's server options apply to a whole service,
+    // and every service has its own threads, so listeners are grouped rather than split.
+    for h2c in [false, true] {
+        let group: Vec<_> = listeners.iter().filter(|l| l.h2c == h2c).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let mut options = HttpServerOptions::default();
+        options.h2c = h2c;
+        let gateway = Gateway::new(store.clone(), access_log.clone());
+        let mut service = ProxyServiceBuilder::new(&server.configuration, gateway)
+            .name(if h2c { "corridor (h1+h2c)" } else { "corridor (h1)" })
+            .server_options(options)
+            .build();
+        for listener in group {
+            service.add_tcp(&listener.address.to_string());
+        }
+        server.add_service(service);
+    }
+    server.add_service(background_service("health checks", HealthChecker::new(store.clone())));
+
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainOnSignal),
+    });
+    tracing::info!("drained, exiting");
+    ExitCode::SUCCESS
+}
+
+/// SIGTERM and SIGINT (Ctrl-C) both drain: stop accepting, let in-flight requests finish
+/// within the grace period, then exit. SIGQUIT hands the listening sockets to a new process
+/// (pingora's zero-downtime upgrade).
+struct DrainOnSignal;
+
+#[async_trait]
+impl ShutdownSignalWatch for DrainOnSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+        ) else {
+            tracing::error!("cannot install signal handlers; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        tokio::select! {
+            _ = term.recv() => ShutdownSignal::GracefulTerminate,
+            _ = int.recv() => ShutdownSignal::GracefulTerminate,
+            _ = quit.recv() => ShutdownSignal::GracefulUpgrade,
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,68 @@
+//! Upstream clusters: targets, balancing, health, and the peer settings pingora needs.
+
+mod balancer;
+mod health_check;
+mod target;
+
+use std::sync::Arc;
+
+pub use balancer::Balancer;
+pub use health_check::HealthChecker;
+pub use target::{now_ms, InFlight, Target, TargetHealth};
+
+use crate::config::{HealthCheckConfig, PassiveHealthConfig, TimeoutConfig};
+
+/// What a consistent-hash upstream hashes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashOn {
+    ClientIp,
+    Header(http::HeaderName),
+}
+
+/// A cluster of targets, built from `[upstreams.NAME]`.
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: Arc<str>,
+    pub targets: Vec<Target>,
+    pub balancer: Balancer,
+    pub hash_on: Option<HashOn>,
+    pub timeouts: TimeoutConfig,
+    pub retries: u32,
+    pub health_check: Option<HealthCheckConfig>,
+    pub passive: PassiveHealthConfig,
+}
+
+impl Upstream {
+    /// Chooses a target that is up and not in `tried`; None when there is none (503).
+    pub fn select(&self, key: &[u8], tried: &[usize]) -> Option<usize> {
+        let now = now_ms();
+        self.balancer.pick(&self.targets, key, |i| {
+            !tried.contains(&i) && self.targets[i].health.is_available(now)
+        })
+    }
+
+    /// Does any target take traffic now?
+    pub fn has_available_target(&self) -> bool {
+        let now = now_ms();
+        self.targets.iter().any(|t| t.health.is_available(now))
+    }
+
+    pub fn record_success(&self, index: usize) {
+        self.targets[index].health.record_success();
+    }
+
+    pub fn record_failure(&self, index: usize) {
+        let target = &self.targets[index];
+        if target
+            .health
+            .record_failure(self.passive.consecutive_failures, self.passive.ejection_time)
+        {
+            tracing::warn!(
+                upstream = %self.name,
+                target = %target.label,
+                ejection_secs = self.passive.ejection_time.as_secs_f64(),
+                "target ejected after consecutive failures"
+            );
+        }
+    }
+}
