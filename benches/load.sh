@@ -81,12 +81,16 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/corridor-load.XXXXXX")
 chmod 755 "$TMP"
 PIDS=()
 
+# Stops one process: INT (fast shutdown for nginx and pingora), then TERM
+# (background children of a script may ignore INT), then KILL.
 stop_pid() {
-    local pid=$1
-    kill -INT "$pid" 2>/dev/null || return 0 # INT = fast shutdown for nginx and pingora
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
+    local pid=$1 sig
+    for sig in INT TERM; do
+        kill -"$sig" "$pid" 2>/dev/null || return 0
+        for _ in $(seq 1 25); do
+            kill -0 "$pid" 2>/dev/null || break 2
+            sleep 0.1
+        done
     done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -160,7 +164,11 @@ wait_ready() {
     local name=$1 pid=$2 url=$3
     shift 3 # the rest: log files to show on failure
     for _ in $(seq 1 $((READY_TIMEOUT * 10))); do
-        kill -0 "$pid" 2>/dev/null || fail_start "$name" "failed to start (process exited)" "$@"
+        if ! kill -0 "$pid" 2>/dev/null; then
+            local rc=0
+            wait "$pid" 2>/dev/null || rc=$?
+            fail_start "$name" "failed to start (exited with status $rc)" "$@"
+        fi
         if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
             return 0
         fi
@@ -206,7 +214,10 @@ apt_install() {
     fi
     log "apt-get install -y $*"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
-        >>"$TMP/apt.log" 2>&1
+        >>"$TMP/apt.log" 2>&1 || {
+        tail -n 5 "$TMP/apt.log" >&2
+        return 1
+    }
 }
 
 find_nginx() {
@@ -335,10 +346,35 @@ run_fixed() {
     ' "$ok")
 }
 
+# Percentage of CPU time busy over one second, machine-wide (from /proc/stat).
+cpu_busy_pct() {
+    local a b
+    a=$(head -n 1 /proc/stat)
+    sleep 1
+    b=$(head -n 1 /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN {
+        n = split(a, x); split(b, y); tot = 0
+        for (i = 2; i <= n; i++) tot += y[i] - x[i]
+        idle = (y[5] - x[5]) + (y[6] - x[6])
+        printf "%d", (tot > 0) ? 100 * (tot - idle) / tot : 0
+    }'
+}
+
 # ---------------------------------------------------------------- results
 SAT_ROWS=()
 FIX_ROWS=()
 declare -A NGINX_RPS NGINX_P99
+
+# Marks a fixed-rate run that fell more than 5% short of the offered rate: its
+# latencies were not measured at the intended load.
+SHORT_SEEN=0
+short_of_rate() {
+    SHORT=""
+    if [ $((ACH * 100)) -lt $(($1 * 95)) ]; then
+        SHORT="!"
+        SHORT_SEEN=1
+    fi
+}
 
 ratio() { awk -v a="$1" -v b="${2:-0}" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f\n", a / b }'; }
 
@@ -361,6 +397,11 @@ print_tables() {
                 # shellcheck disable=SC2086
                 printf '%-9s %-7s %-5s %8s %8s %9s %9s %9s %6s %8s\n' $r
             done
+            [ "$SHORT_SEEN" = 0 ] || {
+                echo "! achieved < 95% of offered: the target or the load generator could not keep up"
+                echo "  (try a lower RATE_PCT). A server closing keep-alive connections (a per-connection"
+                echo "  request limit) also does this: h2load is slow to reconnect in --rps mode."
+            }
         fi
     } | tee -a "$TMP/results.txt"
 }
@@ -374,6 +415,11 @@ print_tables() {
     echo "workers: $WORKERS; bodies: $BODIES; duration $DURATION, warm-up $WARMUP, $CONNS connections"
     echo "Load generator, backend and proxy share these CPUs: compare ratios, not absolutes."
 } | tee "$TMP/results.txt" >&2
+busy=$(cpu_busy_pct)
+if [ "$busy" -gt 15 ]; then
+    log "WARNING: the machine is already ${busy}% busy before the benchmark; expect noisy numbers" |&
+        tee -a "$TMP/results.txt" >&2
+fi
 
 start_nginx backend "$TMP/backend.conf"
 BACKEND_PID=$LAST_PID
@@ -447,11 +493,13 @@ EOF
             log "h2load nginx (workers=$w) /$b at $rate rps"
             run_fixed "nginx-$w-$b" "http://127.0.0.1:$PROXY_PORT/$b" "$rate"
             NGINX_P99[$w/$b]=$P99
-            FIX_ROWS+=("nginx $w $b $rate $ACH $P50 $P99 $P999 $ERRS 1.00")
+            short_of_rate "$rate"
+            FIX_ROWS+=("nginx $w $b $rate $ACH$SHORT $P50 $P99 $P999 $ERRS 1.00")
             if [ -n "$CORRIDOR_PID" ]; then
                 log "h2load corridor (threads=$w) /$b at $rate rps"
                 run_fixed "corridor-$w-$b" "http://127.0.0.1:$CORRIDOR_PORT/$b" "$rate"
-                FIX_ROWS+=("corridor $w $b $rate $ACH $P50 $P99 $P999 $ERRS $(ratio "$P99" "${NGINX_P99[$w/$b]}")")
+                short_of_rate "$rate"
+                FIX_ROWS+=("corridor $w $b $rate $ACH$SHORT $P50 $P99 $P999 $ERRS $(ratio "$P99" "${NGINX_P99[$w/$b]}")")
             fi
         done
     fi

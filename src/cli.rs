@@ -9,7 +9,11 @@ use crate::config::ConfigError;
 use crate::runtime::{PathMatch, Runtime};
 
 #[derive(Debug, Parser)]
-#[command(name = "corridor", version, about = "An API gateway for banks, on pingora")]
+#[command(
+    name = "corridor",
+    version,
+    about = "An API gateway for banks, on pingora"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -21,6 +25,10 @@ pub enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        /// Take over the listening sockets of a running Corridor that was sent SIGQUIT
+        /// (pingora's zero-downtime upgrade: no connection is refused during the switch).
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Check the config at PATH: print a summary and exit 0, or every error and exit 1.
     Check {
@@ -60,7 +68,11 @@ pub fn check(path: &Path) -> ExitCode {
 pub fn summary(runtime: &Runtime) -> String {
     let mut out = format!("version {}\nlisteners:\n", runtime.version);
     for l in &runtime.listeners {
-        out += &format!("  {} (http/1.1{})\n", l.address, if l.h2c { ", h2c" } else { "" });
+        out += &format!(
+            "  {} (http/1.1{})\n",
+            l.address,
+            if l.h2c { ", h2c" } else { "" }
+        );
     }
     if let Some(admin) = runtime.admin {
         out += &format!("admin: {admin}\n");

@@ -7,6 +7,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => cli::check(&config),
-        Command::Run { config } => corridor::server::run(&config),
+        Command::Run { config, upgrade } => corridor::server::run(&config, upgrade),
     }
 }

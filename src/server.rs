@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::ProxyServiceBuilder;
-use pingora::server::configuration::ServerConf;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
 use tokio::signal::unix::{signal, SignalKind};
@@ -20,7 +20,7 @@ use crate::proxy::Gateway;
 use crate::upstream::HealthChecker;
 
 /// Runs the gateway until SIGTERM or Ctrl-C, then drains and exits.
-pub fn run(config_path: &Path) -> ExitCode {
+pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
     init_logging();
     let runtime = match cli::compile(config_path) {
         Ok(runtime) => runtime,
@@ -48,7 +48,11 @@ pub fn run(config_path: &Path) -> ExitCode {
         upstream_keepalive_pool_size: settings.upstream_pool_size,
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let options = Opt {
+        upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(options), conf);
     server.bootstrap();
 
     // One proxy service per h2c setting: pingora's server options apply to a whole service,
@@ -62,7 +66,11 @@ pub fn run(config_path: &Path) -> ExitCode {
         options.h2c = h2c;
         let gateway = Gateway::new(store.clone(), access_log.clone());
         let mut service = ProxyServiceBuilder::new(&server.configuration, gateway)
-            .name(if h2c { "corridor (h1+h2c)" } else { "corridor (h1)" })
+            .name(if h2c {
+                "corridor (h1+h2c)"
+            } else {
+                "corridor (h1)"
+            })
             .server_options(options)
             .build();
         for listener in group {
@@ -70,7 +78,10 @@ pub fn run(config_path: &Path) -> ExitCode {
         }
         server.add_service(service);
     }
-    server.add_service(background_service("health checks", HealthChecker::new(store.clone())));
+    server.add_service(background_service(
+        "health checks",
+        HealthChecker::new(store.clone()),
+    ));
 
     server.run(RunArgs {
         shutdown_signal: Box::new(DrainOnSignal),
@@ -104,8 +115,9 @@ impl ShutdownSignalWatch for DrainOnSignal {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -27,7 +27,7 @@ use serde_json::json;
 
 pub use accounts::{luhn_valid, Account};
 pub use money::Amount;
-pub use payments::{iban_valid, Ledger, PaymentError, PaymentRequest};
+pub use payments::{iban_valid, Ledger, Payment, PaymentError, PaymentRequest};
 
 /// Response header naming the instance that answered, so load-balancing tests
 /// can tell upstreams apart without parsing bodies.

@@ -21,6 +21,7 @@ mod registry;
 pub mod body_limit;
 pub mod cors;
 pub mod headers;
+pub mod json_fields;
 pub mod request_id;
 
 pub use chain::{Chain, Stopped};

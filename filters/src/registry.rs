@@ -42,4 +42,5 @@ filter_registry! {
     request_id => crate::request_id::RequestIdConfig,
     body_limit => crate::body_limit::BodyLimitConfig,
     cors => crate::cors::CorsConfig,
+    json_fields => crate::json_fields::JsonFieldsConfig,
 }

@@ -56,7 +56,10 @@ fn config_files(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(ConfigError::file(path, "no *.toml files in config directory"));
+        return Err(ConfigError::file(
+            path,
+            "no *.toml files in config directory",
+        ));
     }
     Ok(files)
 }
@@ -70,7 +73,12 @@ fn locate<T>(item: Spanned<T>, file: &Arc<SourceFile>) -> Located<T> {
     }
 }
 
-fn merge(config: &mut Config, parsed: FileConfig, file: &Arc<SourceFile>, errors: &mut Vec<ConfigError>) {
+fn merge(
+    config: &mut Config,
+    parsed: FileConfig,
+    file: &Arc<SourceFile>,
+    errors: &mut Vec<ConfigError>,
+) {
     if let Some(server) = parsed.server {
         let server = locate(server, file);
         match &config.server {

@@ -33,7 +33,14 @@ pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestSt
     };
     state.body_bytes = body.len() as u64;
     if route.chain.wants_request_body() {
-        let outcome = route.chain.on_request_body(&mut heads::Request(session.req_header_mut()), &mut body, &mut state.filters).await;
+        let outcome = route
+            .chain
+            .on_request_body(
+                &mut heads::Request(session.req_header_mut()),
+                &mut body,
+                &mut state.filters,
+            )
+            .await;
         if let Err(stopped) = outcome {
             state.answered_by = Some(stopped.by);
             return reply::send_reply(session, state, stopped.reply, stopped.upto).await;
@@ -41,7 +48,9 @@ pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestSt
     }
 
     let mut upstream_req = session.req_header().clone();
-    gateway.upstream_request_filter(session, &mut upstream_req, state).await?;
+    gateway
+        .upstream_request_filter(session, &mut upstream_req, state)
+        .await?;
     upstream_req.remove_header(&header::TRANSFER_ENCODING);
     upstream_req.insert_header(header::CONTENT_LENGTH, body.len())?;
 
@@ -50,7 +59,15 @@ pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestSt
             Ok(peer) => peer,
             Err(failure) => return reply::send_failure(session, state, failure, upto).await,
         };
-        match attempt(gateway, &peer, &upstream_req, &body, state.runtime.settings.max_buffered_body_bytes).await {
+        match attempt(
+            gateway,
+            &peer,
+            &upstream_req,
+            &body,
+            state.runtime.settings.max_buffered_body_bytes,
+        )
+        .await
+        {
             Ok(Some(answer)) => {
                 let failed = matches!(answer.0.status.as_u16(), 502..=504);
                 Gateway::record_target_outcome(state, failed);
@@ -78,14 +95,26 @@ pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestSt
     hygiene::clean_response(&mut head);
     let replaced = route
         .chain
-        .on_response(&heads::Request(session.req_header_mut()), &mut heads::Response(&mut head), &mut state.filters, upto)
+        .on_response(
+            &heads::Request(session.req_header_mut()),
+            &mut heads::Response(&mut head),
+            &mut state.filters,
+            upto,
+        )
         .await;
     if let Some(stopped) = replaced {
         state.answered_by = Some(stopped.by);
         return reply::send_reply(session, state, stopped.reply, stopped.upto).await;
     }
     if route.chain.wants_response_body() {
-        let outcome = route.chain.on_response_body(&mut heads::Response(&mut head), &mut response_body, &mut state.filters).await;
+        let outcome = route
+            .chain
+            .on_response_body(
+                &mut heads::Response(&mut head),
+                &mut response_body,
+                &mut state.filters,
+            )
+            .await;
         if let Err(stopped) = outcome {
             state.answered_by = Some(stopped.by);
             return reply::send_reply(session, state, stopped.reply, stopped.upto).await;
@@ -96,9 +125,13 @@ pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestSt
     state.status = head.status.as_u16();
     state.bytes_out = response_body.len() as u64;
     state.response_started = true;
-    session.write_response_header(Box::new(head), response_body.is_empty()).await?;
+    session
+        .write_response_header(Box::new(head), response_body.is_empty())
+        .await?;
     if !response_body.is_empty() {
-        session.write_response_body(Some(response_body), true).await?;
+        session
+            .write_response_body(Some(response_body), true)
+            .await?;
     }
     Ok(())
 }
@@ -126,10 +159,16 @@ async fn attempt(
     body: &Bytes,
     cap: u64,
 ) -> std::result::Result<Option<Answer>, (bool, Box<Error>)> {
-    let (mut upstream, _reused) = gateway.connector.get_http_session(peer).await.map_err(|e| (false, upstream_error(e)))?;
+    let (mut upstream, _reused) = gateway
+        .connector
+        .get_http_session(peer)
+        .await
+        .map_err(|e| (false, upstream_error(e)))?;
     upstream.set_read_timeout(peer.options.read_timeout);
     upstream.set_write_timeout(peer.options.write_timeout);
-    let answer = exchange(&mut upstream, req, body, cap).await.map_err(|e| (true, upstream_error(e)))?;
+    let answer = exchange(&mut upstream, req, body, cap)
+        .await
+        .map_err(|e| (true, upstream_error(e)))?;
     if answer.is_some() && upstream.response_done() {
         gateway
             .connector
@@ -139,7 +178,12 @@ async fn attempt(
     Ok(answer)
 }
 
-async fn exchange(upstream: &mut HttpSession, req: &RequestHeader, body: &Bytes, cap: u64) -> Result<Option<Answer>> {
+async fn exchange(
+    upstream: &mut HttpSession,
+    req: &RequestHeader,
+    body: &Bytes,
+    cap: u64,
+) -> Result<Option<Answer>> {
     upstream.write_request_header(Box::new(req.clone())).await?;
     if !body.is_empty() {
         upstream.write_request_body(body.clone(), true).await?;
@@ -147,13 +191,15 @@ async fn exchange(upstream: &mut HttpSession, req: &RequestHeader, body: &Bytes,
     upstream.finish_request_body().await?;
     upstream.read_response_header().await?;
     // Skip informational answers (100 Continue): the final head follows.
-    while upstream.response_header().is_some_and(|h| h.status.is_informational()) {
+    while upstream
+        .response_header()
+        .is_some_and(|h| h.status.is_informational())
+    {
         upstream.read_response_header().await?;
     }
-    let head = upstream
-        .response_header()
-        .cloned()
-        .ok_or_else(|| Error::explain(pingora::ErrorType::InvalidHTTPHeader, "no response header"))?;
+    let head = upstream.response_header().cloned().ok_or_else(|| {
+        Error::explain(pingora::ErrorType::InvalidHTTPHeader, "no response header")
+    })?;
     let mut response_body = BytesMut::new();
     while let Some(chunk) = upstream.read_response_body().await? {
         if (response_body.len() + chunk.len()) as u64 > cap {

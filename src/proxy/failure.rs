@@ -22,22 +22,46 @@ impl Failure {
     pub fn problem(self) -> Problem {
         let (status, kind, title) = match self {
             Failure::BadRequest => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
-            Failure::NoRoute => (StatusCode::NOT_FOUND, "no-route", "No route for this request"),
-            Failure::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large"),
+            Failure::NoRoute => (
+                StatusCode::NOT_FOUND,
+                "no-route",
+                "No route for this request",
+            ),
+            Failure::BodyTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+            ),
             Failure::HeadersTooLarge => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "headers-too-large",
                 "Request headers too large",
             ),
-            Failure::UpstreamFailed => (StatusCode::BAD_GATEWAY, "upstream-failed", "Upstream failed"),
-            Failure::UpstreamTooLarge => (StatusCode::BAD_GATEWAY, "upstream-response-too-large", "Upstream response too large"),
+            Failure::UpstreamFailed => (
+                StatusCode::BAD_GATEWAY,
+                "upstream-failed",
+                "Upstream failed",
+            ),
+            Failure::UpstreamTooLarge => (
+                StatusCode::BAD_GATEWAY,
+                "upstream-response-too-large",
+                "Upstream response too large",
+            ),
             Failure::NoHealthyTarget => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no-healthy-upstream",
                 "No healthy upstream target",
             ),
-            Failure::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream-timeout", "Upstream timed out"),
-            Failure::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal gateway error"),
+            Failure::UpstreamTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream-timeout",
+                "Upstream timed out",
+            ),
+            Failure::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal gateway error",
+            ),
         };
         Problem::new(status, kind, title)
     }
@@ -49,10 +73,10 @@ impl Failure {
             HTTPStatus(413) => return Some(Failure::BodyTooLarge),
             HTTPStatus(431) => return Some(Failure::HeadersTooLarge),
             HTTPStatus(code) if *code < 500 => return Some(Failure::BadRequest),
-            ConnectTimedout | ReadTimedout | WriteTimedout => {
-                if e.esource() == &ErrorSource::Upstream {
-                    return Some(Failure::UpstreamTimeout);
-                }
+            ConnectTimedout | ReadTimedout | WriteTimedout
+                if e.esource() == &ErrorSource::Upstream =>
+            {
+                return Some(Failure::UpstreamTimeout);
             }
             _ => {}
         }

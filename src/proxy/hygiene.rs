@@ -84,7 +84,13 @@ pub fn strip_internal_headers(req: &mut RequestHeader, settings: &Settings) {
 
 /// Prepares the request that goes upstream: drops hop-by-hop headers and states who the
 /// client is. Incoming X-Forwarded-* are kept only from trusted proxies.
-pub fn forwarded_request(req: &mut RequestHeader, peer: Option<IpAddr>, client_host: Option<&str>, tls: bool, settings: &Settings) {
+pub fn forwarded_request(
+    req: &mut RequestHeader,
+    peer: Option<IpAddr>,
+    client_host: Option<&str>,
+    tls: bool,
+    settings: &Settings,
+) {
     for name in hop_by_hop(&req.headers) {
         req.remove_header(&name);
     }

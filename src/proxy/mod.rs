@@ -48,7 +48,11 @@ impl Gateway {
 
     /// Picks the next target for this request and counts it in flight. `Err` carries the
     /// failure to answer with.
-    fn choose_target(&self, session: &Session, state: &mut RequestState) -> std::result::Result<HttpPeer, Failure> {
+    fn choose_target(
+        &self,
+        session: &Session,
+        state: &mut RequestState,
+    ) -> std::result::Result<HttpPeer, Failure> {
         let route = state.route.clone().ok_or(Failure::Internal)?;
         let upstream = &route.upstream;
         let budget = state.upstream_budget_left().unwrap_or_default();
@@ -56,7 +60,11 @@ impl Gateway {
             return Err(Failure::UpstreamTimeout);
         }
         let key: &[u8] = match &upstream.hash_on {
-            Some(HashOn::Header(name)) => session.req_header().headers.get(name).map_or(&[], |v| v.as_bytes()),
+            Some(HashOn::Header(name)) => session
+                .req_header()
+                .headers
+                .get(name)
+                .map_or(&[], |v| v.as_bytes()),
             _ => &[],
         };
         let ip_key;
@@ -76,7 +84,9 @@ impl Gateway {
                 state.failure.unwrap_or(Failure::UpstreamFailed)
             });
         };
-        state.first_attempt.get_or_insert_with(std::time::Instant::now);
+        state
+            .first_attempt
+            .get_or_insert_with(std::time::Instant::now);
         state.tried.push(index);
         state.target = Some(index);
         let target = &upstream.targets[index];
@@ -88,21 +98,36 @@ impl Gateway {
     }
 
     /// May this request try another target after `e`?
-    fn may_retry(&self, session: &Session, state: &RequestState, before_request_sent: bool, e: &Error) -> bool {
-        let Some(route) = &state.route else { return false };
+    fn may_retry(
+        &self,
+        session: &Session,
+        state: &RequestState,
+        before_request_sent: bool,
+        e: &Error,
+    ) -> bool {
+        let Some(route) = &state.route else {
+            return false;
+        };
         let attempts = state.tried.len() as u32;
         if state.response_started || attempts > route.upstream.retries {
             return false;
         }
-        if state.upstream_budget_left().is_none_or(|left| left.is_zero()) {
+        if state
+            .upstream_budget_left()
+            .is_none_or(|left| left.is_zero())
+        {
             return false;
         }
         // A timed-out core is slow, not gone: asking it again only adds load.
-        if matches!(e.etype(), ErrorType::ReadTimedout | ErrorType::WriteTimedout) {
+        if matches!(
+            e.etype(),
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout
+        ) {
             return false;
         }
         before_request_sent
-            || (session.req_header().method.is_idempotent() && !session.as_ref().retry_buffer_truncated())
+            || (session.req_header().method.is_idempotent()
+                && !session.as_ref().retry_buffer_truncated())
     }
 
     fn record_target_outcome(state: &RequestState, failed: bool) {
@@ -121,22 +146,46 @@ impl ProxyHttp for Gateway {
     type CTX = RequestState;
 
     fn new_ctx(&self) -> RequestState {
-        RequestState::new(self.runtime.load_full(), state::new_request_id(), self.no_route.clone())
+        RequestState::new(
+            self.runtime.load_full(),
+            state::new_request_id(),
+            self.no_route.clone(),
+        )
     }
 
-    async fn request_filter(&self, session: &mut Session, state: &mut RequestState) -> Result<bool> {
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        state: &mut RequestState,
+    ) -> Result<bool> {
         let runtime = state.runtime.clone();
         let settings = &runtime.settings;
-        state.peer_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-        state.filters.client_ip = hygiene::client_ip(state.peer_ip, &session.req_header().headers, settings);
+        state.peer_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        state.filters.client_ip =
+            hygiene::client_ip(state.peer_ip, &session.req_header().headers, settings);
 
         if !hygiene::headers_within_limits(&session.req_header().headers, settings) {
             reply::send_failure(session, state, Failure::HeadersTooLarge, 0).await?;
             return Ok(true);
         }
         let req = session.req_header();
-        let host = req.uri.host().or_else(|| req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok())).unwrap_or("");
-        let Some(route) = runtime.router.find(&req.method, host, req.uri.path(), &req.headers).cloned() else {
+        let host = req
+            .uri
+            .host()
+            .or_else(|| {
+                req.headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            })
+            .unwrap_or("");
+        let Some(route) = runtime
+            .router
+            .find(&req.method, host, req.uri.path(), &req.headers)
+            .cloned()
+        else {
             reply::send_failure(session, state, Failure::NoRoute, 0).await?;
             return Ok(true);
         };
@@ -146,7 +195,13 @@ impl ProxyHttp for Gateway {
 
         hygiene::strip_internal_headers(session.req_header_mut(), settings);
         if !route.chain.is_empty() {
-            let outcome = route.chain.on_request(&mut heads::Request(session.req_header_mut()), &mut state.filters).await;
+            let outcome = route
+                .chain
+                .on_request(
+                    &mut heads::Request(session.req_header_mut()),
+                    &mut state.filters,
+                )
+                .await;
             if let Err(stopped) = outcome {
                 state.answered_by = Some(stopped.by);
                 reply::send_reply(session, state, stopped.reply, stopped.upto).await?;
@@ -169,27 +224,56 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if let Some(chunk) = body {
             state.body_bytes += chunk.len() as u64;
-            if state.body_limit.is_some_and(|limit| state.body_bytes > limit) {
+            if state
+                .body_limit
+                .is_some_and(|limit| state.body_bytes > limit)
+            {
                 state.failure = Some(Failure::BodyTooLarge);
-                return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the route's limit");
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(413),
+                    "request body over the route's limit",
+                );
             }
         }
         Ok(())
     }
 
-    async fn upstream_peer(&self, session: &mut Session, state: &mut RequestState) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        state: &mut RequestState,
+    ) -> Result<Box<HttpPeer>> {
         match self.choose_target(session, state) {
             Ok(peer) => Ok(Box::new(peer)),
             Err(failure) => {
                 state.failure = Some(failure);
-                Error::e_explain(ErrorType::HTTPStatus(failure.problem().status.as_u16()), "no upstream target")
+                Error::e_explain(
+                    ErrorType::HTTPStatus(failure.problem().status.as_u16()),
+                    "no upstream target",
+                )
             }
         }
     }
 
-    async fn upstream_request_filter(&self, session: &mut Session, upstream: &mut RequestHeader, state: &mut RequestState) -> Result<()> {
-        let host = session.req_header().headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
-        hygiene::forwarded_request(upstream, state.peer_ip, host.as_deref(), false, &state.runtime.settings);
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        state: &mut RequestState,
+    ) -> Result<()> {
+        let host = session
+            .req_header()
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned);
+        hygiene::forwarded_request(
+            upstream,
+            state.peer_ip,
+            host.as_deref(),
+            false,
+            &state.runtime.settings,
+        );
         if let Some(route) = &state.route {
             if !route.rewrite.is_identity() {
                 let path = route.rewrite.apply(upstream.uri.path());
@@ -197,13 +281,23 @@ impl ProxyHttp for Gateway {
                     Some(query) => format!("{path}?{query}"),
                     None => path.into_owned(),
                 };
-                upstream.set_uri(uri.parse().map_err(|_| Error::explain(ErrorType::InternalError, "rewritten path is not a valid URI"))?);
+                upstream.set_uri(uri.parse().map_err(|_| {
+                    Error::explain(
+                        ErrorType::InternalError,
+                        "rewritten path is not a valid URI",
+                    )
+                })?);
             }
         }
         Ok(())
     }
 
-    async fn upstream_response_filter(&self, _session: &mut Session, upstream: &mut ResponseHeader, state: &mut RequestState) -> Result<()> {
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut ResponseHeader,
+        state: &mut RequestState,
+    ) -> Result<()> {
         let failed = matches!(upstream.status.as_u16(), 502..=504);
         Self::record_target_outcome(state, failed);
         state.failure = None;
@@ -213,14 +307,24 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, state: &mut RequestState) -> Result<()> {
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        state: &mut RequestState,
+    ) -> Result<()> {
         state.response_started = true;
         hygiene::clean_response(resp);
         if let Some(route) = state.route.clone() {
             if !route.chain.is_empty() {
                 let replaced = route
                     .chain
-                    .on_response(&heads::Request(session.req_header_mut()), &mut heads::Response(resp), &mut state.filters, route.chain.len())
+                    .on_response(
+                        &heads::Request(session.req_header_mut()),
+                        &mut heads::Response(resp),
+                        &mut state.filters,
+                        route.chain.len(),
+                    )
                     .await;
                 if let Some(stopped) = replaced {
                     // The upstream's body is dropped and the filter's reply goes out instead.
@@ -244,7 +348,11 @@ impl ProxyHttp for Gateway {
         state: &mut RequestState,
     ) -> Result<Option<Duration>> {
         if state.replacement_body.is_some() {
-            *body = if end_of_stream { state.replacement_body.take() } else { None };
+            *body = if end_of_stream {
+                state.replacement_body.take()
+            } else {
+                None
+            };
         }
         if let Some(chunk) = body {
             state.bytes_out += chunk.len() as u64;
@@ -252,7 +360,13 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
-    fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, state: &mut RequestState, mut e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        state: &mut RequestState,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
         Self::record_target_outcome(state, true);
         state.failure = Some(Failure::from_error(&e).unwrap_or(Failure::UpstreamFailed));
         if self.may_retry(session, state, true, &e) {
@@ -261,7 +375,14 @@ impl ProxyHttp for Gateway {
         e
     }
 
-    fn error_while_proxy(&self, peer: &HttpPeer, session: &mut Session, e: Box<Error>, state: &mut RequestState, _client_reused: bool) -> Box<Error> {
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        state: &mut RequestState,
+        _client_reused: bool,
+    ) -> Box<Error> {
         let mut e = e.more_context(format!("target {}", peer._address));
         if e.esource() == &ErrorSource::Upstream {
             Self::record_target_outcome(state, true);
@@ -274,24 +395,43 @@ impl ProxyHttp for Gateway {
         e
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, state: &mut RequestState) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        state: &mut RequestState,
+    ) -> FailToProxy {
         let failure = state.failure.or_else(|| Failure::from_error(e));
         let Some(failure) = failure else {
-            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
         };
         if state.response_started {
             // Part of the answer is out already: all we can do is cut the connection.
-            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
         }
         let upto = state.route.as_ref().map_or(0, |r| r.chain.len());
         let code = failure.problem().status.as_u16();
         if let Err(write_error) = reply::send_failure(session, state, failure, upto).await {
             tracing::debug!(error = %write_error, "could not send the error answer");
         }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
-    fn suppress_error_log(&self, _session: &Session, _state: &RequestState, _error: &Error) -> bool {
+    fn suppress_error_log(
+        &self,
+        _session: &Session,
+        _state: &RequestState,
+        _error: &Error,
+    ) -> bool {
         // Failures are in the access log with their problem type; pingora's own line would
         // repeat them with upstream details that belong in debug logs only.
         true
@@ -305,8 +445,14 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
         let route = state.route.as_deref();
         let upstream = route.map(|r| r.upstream.as_ref());
-        let target = upstream.zip(state.target).map(|(u, i)| u.targets[i].label.as_ref());
-        let status = if state.status != 0 { state.status } else { session.response_written().map_or(0, |r| r.status.as_u16()) };
+        let target = upstream
+            .zip(state.target)
+            .map(|(u, i)| u.targets[i].label.as_ref());
+        let status = if state.status != 0 {
+            state.status
+        } else {
+            session.response_written().map_or(0, |r| r.status.as_u16())
+        };
         self.access_log.record(&AccessRecord {
             time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             request_id: &state.filters.request_id,

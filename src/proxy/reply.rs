@@ -15,19 +15,34 @@ use super::state::RequestState;
 const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Sends a problem for a gateway failure (no filter saw the request, or all should see it).
-pub async fn send_failure(session: &mut Session, state: &mut RequestState, failure: Failure, upto: usize) -> Result<()> {
+pub async fn send_failure(
+    session: &mut Session,
+    state: &mut RequestState,
+    failure: Failure,
+    upto: usize,
+) -> Result<()> {
     state.failure = Some(failure);
     send_reply(session, state, Reply::problem(failure.problem()), upto).await
 }
 
 /// Sends `reply`, after the response phase of the first `upto` filters of the route's chain
 /// (in reverse), so CORS and request-id headers reach rejected calls too.
-pub async fn send_reply(session: &mut Session, state: &mut RequestState, reply: Reply, upto: usize) -> Result<()> {
+pub async fn send_reply(
+    session: &mut Session,
+    state: &mut RequestState,
+    reply: Reply,
+    upto: usize,
+) -> Result<()> {
     let (mut head, mut body) = render(reply, &state.filters.request_id)?;
     if let Some(route) = state.route.clone() {
         let replaced = route
             .chain
-            .on_response(&heads::Request(session.req_header_mut()), &mut heads::Response(&mut head), &mut state.filters, upto)
+            .on_response(
+                &heads::Request(session.req_header_mut()),
+                &mut heads::Response(&mut head),
+                &mut state.filters,
+                upto,
+            )
             .await;
         if let Some(stopped) = replaced {
             // A response filter objected to the reply itself: its answer stands, unfiltered.
@@ -43,7 +58,9 @@ pub async fn send_reply(session: &mut Session, state: &mut RequestState, reply: 
     state.status = head.status.as_u16();
     state.bytes_out = body.len() as u64;
     state.response_started = true;
-    session.write_response_header(Box::new(head), body.is_empty()).await?;
+    session
+        .write_response_header(Box::new(head), body.is_empty())
+        .await?;
     if !body.is_empty() {
         session.write_response_body(Some(body), true).await?;
     }

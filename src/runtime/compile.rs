@@ -6,7 +6,6 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-
 use corridor_filters::{BuildContext, Chain};
 use http::{HeaderName, HeaderValue, Method};
 use ipnet::IpNet;
@@ -15,8 +14,13 @@ use pingora::utils::tls::WrappedX509;
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
-use super::{AccessLogTarget, HeaderMatch, HostMatch, Listener, Matcher, PathMatch, Rewrite, Route, Router, Runtime, Settings};
-use crate::config::{Balance, Config, ConfigError, Located, MatchConfig, RouteConfig, ServerConfig, UpstreamConfig};
+use super::{
+    AccessLogTarget, HeaderMatch, HostMatch, Listener, Matcher, PathMatch, Rewrite, Route, Router,
+    Runtime, Settings,
+};
+use crate::config::{
+    Balance, Config, ConfigError, Located, MatchConfig, RouteConfig, ServerConfig, UpstreamConfig,
+};
 use crate::upstream::{Balancer, HashOn, Target, TargetHealth, Upstream};
 
 /// Most extra attempts a route may make: retries multiply load on a struggling core.
@@ -25,15 +29,23 @@ const MAX_RETRIES: u32 = 5;
 /// Builds a runtime, or returns every problem found.
 pub fn compile(config: &Config) -> Result<Runtime, Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let first_file = config.files.first().map(|f| f.path.clone()).unwrap_or_default();
+    let first_file = config
+        .files
+        .first()
+        .map(|f| f.path.clone())
+        .unwrap_or_default();
 
     let settings = match &config.server {
         Some(server) => settings(&server.value, server, &mut errors),
-        None => settings(&ServerConfig::default(), &Located {
-            value: ServerConfig::default(),
-            file: config.files[0].clone(),
-            span: 0..0,
-        }, &mut errors),
+        None => settings(
+            &ServerConfig::default(),
+            &Located {
+                value: ServerConfig::default(),
+                file: config.files[0].clone(),
+                span: 0..0,
+            },
+            &mut errors,
+        ),
     };
 
     let listeners = listeners(config, &first_file, &mut errors);
@@ -42,7 +54,12 @@ pub fn compile(config: &Config) -> Result<Runtime, Vec<ConfigError>> {
             .value
             .listen
             .parse::<SocketAddr>()
-            .map_err(|_| errors.push(admin.error(format!("admin listen address \"{}\" is not ip:port", admin.value.listen))))
+            .map_err(|_| {
+                errors.push(admin.error(format!(
+                    "admin listen address \"{}\" is not ip:port",
+                    admin.value.listen
+                )))
+            })
             .ok()
     });
 
@@ -56,7 +73,12 @@ pub fn compile(config: &Config) -> Result<Runtime, Vec<ConfigError>> {
     let mut chains = BTreeMap::new();
     for (name, chain) in &config.chains {
         let ctx = BuildContext {
-            base_dir: chain.file.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            base_dir: chain
+                .file
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
         };
         let mut filters = Vec::new();
         for entry in &chain.value.filters {
@@ -64,7 +86,10 @@ pub fn compile(config: &Config) -> Result<Runtime, Vec<ConfigError>> {
                 Ok(filter) => filters.push(filter),
                 Err(e) => errors.push(chain.error_at(
                     entry.span(),
-                    format!("chain \"{name}\": filter \"{}\": {e}", entry.get_ref().type_name()),
+                    format!(
+                        "chain \"{name}\": filter \"{}\": {e}",
+                        entry.get_ref().type_name()
+                    ),
                 )),
             }
         }
@@ -77,14 +102,20 @@ pub fn compile(config: &Config) -> Result<Runtime, Vec<ConfigError>> {
     for route in &config.routes {
         let id = route.value.id.get_ref();
         if !ids.insert(id.clone()) {
-            errors.push(route.error_at(route.value.id.span(), format!("route id \"{id}\" is used twice")));
+            errors.push(route.error_at(
+                route.value.id.span(),
+                format!("route id \"{id}\" is used twice"),
+            ));
         }
         if let Some(built) = build_route(route, &upstreams, &chains, &empty_chain, &mut errors) {
             routes.push(Arc::new(built));
         }
     }
     if config.routes.is_empty() {
-        errors.push(ConfigError::file(&first_file, "no [[routes]]: the gateway would answer 404 to everything"));
+        errors.push(ConfigError::file(
+            &first_file,
+            "no [[routes]]: the gateway would answer 404 to everything",
+        ));
     }
 
     if !errors.is_empty() {
@@ -112,19 +143,33 @@ fn version_hash(config: &Config) -> String {
     hex::encode(&hasher.finalize()[..8])
 }
 
-fn settings(server: &ServerConfig, at: &Located<ServerConfig>, errors: &mut Vec<ConfigError>) -> Settings {
+fn settings(
+    server: &ServerConfig,
+    at: &Located<ServerConfig>,
+    errors: &mut Vec<ConfigError>,
+) -> Settings {
     let mut trusted_proxies = Vec::new();
     for cidr in &server.trusted_proxies {
-        match cidr.parse::<IpNet>().or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from)) {
+        match cidr
+            .parse::<IpNet>()
+            .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from))
+        {
             Ok(net) => trusted_proxies.push(net),
-            Err(_) => errors.push(at.error(format!("trusted_proxies: \"{cidr}\" is not a CIDR or IP address"))),
+            Err(_) => errors.push(at.error(format!(
+                "trusted_proxies: \"{cidr}\" is not a CIDR or IP address"
+            ))),
         }
     }
     if server.threads == Some(0) {
         errors.push(at.error("threads must be at least 1"));
     }
-    if server.max_header_count == 0 || server.max_header_bytes == 0 || server.max_buffered_body_bytes == 0 {
-        errors.push(at.error("max_header_count, max_header_bytes and max_buffered_body_bytes must be above 0"));
+    if server.max_header_count == 0
+        || server.max_header_bytes == 0
+        || server.max_buffered_body_bytes == 0
+    {
+        errors.push(at.error(
+            "max_header_count, max_header_bytes and max_buffered_body_bytes must be above 0",
+        ));
     }
     let access_log = match server.access_log.as_str() {
         "off" => AccessLogTarget::Off,
@@ -160,43 +205,69 @@ fn listeners(config: &Config, first_file: &Path, errors: &mut Vec<ConfigError>) 
         let text = listener.value.listen.get_ref();
         let span = listener.value.listen.span();
         match text.parse::<SocketAddr>() {
-            Ok(address) if out.iter().any(|l| l.address == address) => {
-                errors.push(listener.error_at(span, format!("listener {address} is declared twice")))
-            }
+            Ok(address) if out.iter().any(|l| l.address == address) => errors
+                .push(listener.error_at(span, format!("listener {address} is declared twice"))),
             Ok(address) => out.push(Listener {
                 address,
                 h2c: listener.value.h2c,
             }),
-            Err(_) => errors.push(listener.error_at(span, format!("listen address \"{text}\" is not ip:port"))),
+            Err(_) => errors
+                .push(listener.error_at(span, format!("listen address \"{text}\" is not ip:port"))),
         }
     }
     if config.listeners.is_empty() {
-        errors.push(ConfigError::file(first_file, "no [[listeners]]: the gateway would accept no connections"));
+        errors.push(ConfigError::file(
+            first_file,
+            "no [[listeners]]: the gateway would accept no connections",
+        ));
     }
     out
 }
 
-fn build_upstream(name: &str, at: &Located<UpstreamConfig>, errors: &mut Vec<ConfigError>) -> Option<Upstream> {
+fn build_upstream(
+    name: &str,
+    at: &Located<UpstreamConfig>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Upstream> {
     let config = &at.value;
     let before = errors.len();
     let targets_span = config.targets.span();
     if config.targets.get_ref().is_empty() {
-        errors.push(at.error_at(targets_span.clone(), format!("upstream \"{name}\" has no targets")));
+        errors.push(at.error_at(
+            targets_span.clone(),
+            format!("upstream \"{name}\" has no targets"),
+        ));
     }
     let timeouts = &config.timeouts;
-    for (what, value) in [("connect", timeouts.connect), ("read", timeouts.read), ("write", timeouts.write), ("total", timeouts.total)] {
+    for (what, value) in [
+        ("connect", timeouts.connect),
+        ("read", timeouts.read),
+        ("write", timeouts.write),
+        ("total", timeouts.total),
+    ] {
         if value.is_zero() {
-            errors.push(at.error(format!("upstream \"{name}\": timeouts.{what} must be above 0")));
+            errors.push(at.error(format!(
+                "upstream \"{name}\": timeouts.{what} must be above 0"
+            )));
         }
     }
     if config.retries > MAX_RETRIES {
-        errors.push(at.error(format!("upstream \"{name}\": retries is {}, at most {MAX_RETRIES} are allowed", config.retries)));
+        errors.push(at.error(format!(
+            "upstream \"{name}\": retries is {}, at most {MAX_RETRIES} are allowed",
+            config.retries
+        )));
     }
     if let Some(check) = &config.health_check {
         if !check.path.starts_with('/') {
-            errors.push(at.error(format!("upstream \"{name}\": health_check.path must start with '/'")));
+            errors.push(at.error(format!(
+                "upstream \"{name}\": health_check.path must start with '/'"
+            )));
         }
-        if check.interval.is_zero() || check.timeout.is_zero() || check.healthy_threshold == 0 || check.unhealthy_threshold == 0 {
+        if check.interval.is_zero()
+            || check.timeout.is_zero()
+            || check.healthy_threshold == 0
+            || check.unhealthy_threshold == 0
+        {
             errors.push(at.error(format!("upstream \"{name}\": health_check interval, timeout and thresholds must be above 0")));
         }
     }
@@ -205,7 +276,10 @@ fn build_upstream(name: &str, at: &Located<UpstreamConfig>, errors: &mut Vec<Con
         (None, _) => None,
         (Some(spec), balance) => {
             if balance != Balance::ConsistentHash {
-                errors.push(at.error_at(spec.span(), format!("upstream \"{name}\": hash_on needs balance = \"consistent_hash\"")));
+                errors.push(at.error_at(
+                    spec.span(),
+                    format!("upstream \"{name}\": hash_on needs balance = \"consistent_hash\""),
+                ));
             }
             match parse_hash_on(spec.get_ref()) {
                 Some(h) => Some(h),
@@ -217,7 +291,11 @@ fn build_upstream(name: &str, at: &Located<UpstreamConfig>, errors: &mut Vec<Con
         }
     };
     let ca = match &config.ca_file {
-        Some(path) => read_ca_file(path.get_ref(), &at.file.path).map_err(|e| errors.push(at.error_at(path.span(), format!("upstream \"{name}\": ca_file: {e}")))).ok(),
+        Some(path) => read_ca_file(path.get_ref(), &at.file.path)
+            .map_err(|e| {
+                errors.push(at.error_at(path.span(), format!("upstream \"{name}\": ca_file: {e}")))
+            })
+            .ok(),
         None => None,
     };
 
@@ -226,21 +304,33 @@ fn build_upstream(name: &str, at: &Located<UpstreamConfig>, errors: &mut Vec<Con
     for target in config.targets.get_ref() {
         let text = target.address();
         if target.weight() == 0 {
-            errors.push(at.error_at(targets_span.clone(), format!("upstream \"{name}\": target \"{text}\" has weight 0")));
+            errors.push(at.error_at(
+                targets_span.clone(),
+                format!("upstream \"{name}\": target \"{text}\" has weight 0"),
+            ));
             continue;
         }
         let address = match resolve(text) {
             Ok(address) => address,
             Err(e) => {
-                errors.push(at.error_at(targets_span.clone(), format!("upstream \"{name}\": target \"{text}\": {e}")));
+                errors.push(at.error_at(
+                    targets_span.clone(),
+                    format!("upstream \"{name}\": target \"{text}\": {e}"),
+                ));
                 continue;
             }
         };
         if !seen.insert(address) {
-            errors.push(at.error_at(targets_span.clone(), format!("upstream \"{name}\": target {address} is listed twice")));
+            errors.push(at.error_at(
+                targets_span.clone(),
+                format!("upstream \"{name}\": target {address} is listed twice"),
+            ));
             continue;
         }
-        let host = text.rsplit_once(':').map_or(text, |(h, _)| h).trim_matches(|c| c == '[' || c == ']');
+        let host = text
+            .rsplit_once(':')
+            .map_or(text, |(h, _)| h)
+            .trim_matches(|c| c == '[' || c == ']');
         let sni = config.sni.clone().unwrap_or_else(|| host.to_string());
         let mut peer = HttpPeer::new(address, config.tls, sni);
         peer.options.connection_timeout = Some(timeouts.connect);
@@ -284,7 +374,9 @@ fn parse_hash_on(spec: &str) -> Option<HashOn> {
         return Some(HashOn::ClientIp);
     }
     let name = spec.strip_prefix("header:")?;
-    HeaderName::from_bytes(name.as_bytes()).ok().map(HashOn::Header)
+    HeaderName::from_bytes(name.as_bytes())
+        .ok()
+        .map(HashOn::Header)
 }
 
 fn resolve(text: &str) -> Result<SocketAddr, String> {
@@ -302,15 +394,22 @@ fn resolve(text: &str) -> Result<SocketAddr, String> {
 }
 
 fn read_ca_file(path: &Path, config_path: &Path) -> Result<Arc<[WrappedX509]>, String> {
-    let path = config_path.parent().map_or(path.to_path_buf(), |dir| dir.join(path));
+    let path = config_path
+        .parent()
+        .map_or(path.to_path_buf(), |dir| dir.join(path));
     let pem = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut store = rustls::RootCertStore::empty();
     let mut certs = Vec::new();
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
         let cert = cert.map_err(|e| format!("{}: not PEM: {e}", path.display()))?;
         // Parse it here so a bad certificate is a config error, not a failure at connect time.
-        store.add(cert.clone()).map_err(|e| format!("{}: bad certificate: {e}", path.display()))?;
-        certs.push(WrappedX509::new(cert.to_vec(), pingora::utils::tls::parse_x509));
+        store
+            .add(cert.clone())
+            .map_err(|e| format!("{}: bad certificate: {e}", path.display()))?;
+        certs.push(WrappedX509::new(
+            cert.to_vec(),
+            pingora::utils::tls::parse_x509,
+        ));
     }
     if certs.is_empty() {
         return Err(format!("{} holds no PEM certificate", path.display()));
@@ -330,14 +429,23 @@ fn build_route(
     let before = errors.len();
     let upstream = upstreams.get(route.upstream.get_ref()).cloned();
     if upstream.is_none() {
-        errors.push(at.error_at(route.upstream.span(), format!("route \"{id}\": unknown upstream \"{}\"", route.upstream.get_ref())));
+        errors.push(at.error_at(
+            route.upstream.span(),
+            format!(
+                "route \"{id}\": unknown upstream \"{}\"",
+                route.upstream.get_ref()
+            ),
+        ));
     }
     let chain = match &route.chain {
         None => Some(empty_chain.clone()),
         Some(name) => {
             let found = chains.get(name.get_ref()).cloned();
             if found.is_none() {
-                errors.push(at.error_at(name.span(), format!("route \"{id}\": unknown chain \"{}\"", name.get_ref())));
+                errors.push(at.error_at(
+                    name.span(),
+                    format!("route \"{id}\": unknown chain \"{}\"", name.get_ref()),
+                ));
             }
             found
         }
@@ -345,15 +453,29 @@ fn build_route(
     let matcher = build_matcher(id, &route.matcher, at, errors);
     let regex = match (&route.rewrite.regex_replace, &matcher) {
         (None, _) => None,
-        (Some(replacement), Some(Matcher { path: PathMatch::Regex(re), .. })) => Some((re.clone(), replacement.get_ref().clone())),
+        (
+            Some(replacement),
+            Some(Matcher {
+                path: PathMatch::Regex(re),
+                ..
+            }),
+        ) => Some((re.clone(), replacement.get_ref().clone())),
         (Some(replacement), _) => {
-            errors.push(at.error_at(replacement.span(), format!("route \"{id}\": rewrite.regex_replace needs match.path_regex")));
+            errors.push(at.error_at(
+                replacement.span(),
+                format!("route \"{id}\": rewrite.regex_replace needs match.path_regex"),
+            ));
             None
         }
     };
-    for prefix in [&route.rewrite.strip_prefix, &route.rewrite.add_prefix].into_iter().flatten() {
+    for prefix in [&route.rewrite.strip_prefix, &route.rewrite.add_prefix]
+        .into_iter()
+        .flatten()
+    {
         if !prefix.starts_with('/') {
-            errors.push(at.error(format!("route \"{id}\": rewrite prefix \"{prefix}\" must start with '/'")));
+            errors.push(at.error(format!(
+                "route \"{id}\": rewrite prefix \"{prefix}\" must start with '/'"
+            )));
         }
     }
     if errors.len() > before {
@@ -373,26 +495,51 @@ fn build_route(
     })
 }
 
-fn build_matcher(id: &str, m: &MatchConfig, at: &Located<RouteConfig>, errors: &mut Vec<ConfigError>) -> Option<Matcher> {
+fn build_matcher(
+    id: &str,
+    m: &MatchConfig,
+    at: &Located<RouteConfig>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Matcher> {
     let before = errors.len();
     let host = match &m.host {
         None => HostMatch::Any,
         Some(host) => match host.get_ref().strip_prefix('*') {
-            Some(suffix) if suffix.starts_with('.') && suffix.len() > 1 => HostMatch::Suffix(suffix.to_ascii_lowercase()),
+            Some(suffix) if suffix.starts_with('.') && suffix.len() > 1 => {
+                HostMatch::Suffix(suffix.to_ascii_lowercase())
+            }
             Some(_) => {
-                errors.push(at.error_at(host.span(), format!("route \"{id}\": host wildcard must look like \"*.example.com\"")));
+                errors.push(at.error_at(
+                    host.span(),
+                    format!("route \"{id}\": host wildcard must look like \"*.example.com\""),
+                ));
                 HostMatch::Any
             }
             None => HostMatch::Exact(host.get_ref().to_ascii_lowercase()),
         },
     };
-    let given = [m.path.is_some(), m.path_prefix.is_some(), m.path_regex.is_some()].iter().filter(|x| **x).count();
+    let given = [
+        m.path.is_some(),
+        m.path_prefix.is_some(),
+        m.path_regex.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
     if given > 1 {
-        errors.push(at.error(format!("route \"{id}\": give only one of match.path, match.path_prefix, match.path_regex")));
+        errors.push(at.error(format!(
+            "route \"{id}\": give only one of match.path, match.path_prefix, match.path_regex"
+        )));
     }
     for p in [&m.path, &m.path_prefix].into_iter().flatten() {
         if !p.get_ref().starts_with('/') {
-            errors.push(at.error_at(p.span(), format!("route \"{id}\": path \"{}\" must start with '/'", p.get_ref())));
+            errors.push(at.error_at(
+                p.span(),
+                format!(
+                    "route \"{id}\": path \"{}\" must start with '/'",
+                    p.get_ref()
+                ),
+            ));
         }
     }
     let path = if let Some(p) = &m.path {
@@ -401,7 +548,10 @@ fn build_matcher(id: &str, m: &MatchConfig, at: &Located<RouteConfig>, errors: &
         PathMatch::Prefix(p.get_ref().trim_end_matches('/').to_string())
     } else if let Some(p) = &m.path_regex {
         // Anchored so "^/a" cannot accidentally match "/x/a".
-        match Regex::new(&format!("^(?:{})$", p.get_ref().trim_start_matches('^').trim_end_matches('$'))) {
+        match Regex::new(&format!(
+            "^(?:{})$",
+            p.get_ref().trim_start_matches('^').trim_end_matches('$')
+        )) {
             Ok(re) => PathMatch::Regex(re),
             Err(e) => {
                 errors.push(at.error_at(p.span(), format!("route \"{id}\": path_regex: {e}")));
@@ -416,21 +566,37 @@ fn build_matcher(id: &str, m: &MatchConfig, at: &Located<RouteConfig>, errors: &
         let text = method.get_ref().to_ascii_uppercase();
         match Method::from_bytes(text.as_bytes()) {
             Ok(parsed) if text.bytes().all(|b| b.is_ascii_uppercase()) => methods.push(parsed),
-            _ => errors.push(at.error_at(method.span(), format!("route \"{id}\": \"{}\" is not an HTTP method", method.get_ref()))),
+            _ => errors.push(at.error_at(
+                method.span(),
+                format!(
+                    "route \"{id}\": \"{}\" is not an HTTP method",
+                    method.get_ref()
+                ),
+            )),
         }
     }
     let mut headers = Vec::new();
     for (name, value) in &m.headers {
         let parsed_name = HeaderName::from_bytes(name.as_bytes());
-        let parsed_value = if value == "*" { Ok(None) } else { HeaderValue::from_str(value).map(Some) };
+        let parsed_value = if value == "*" {
+            Ok(None)
+        } else {
+            HeaderValue::from_str(value).map(Some)
+        };
         match (parsed_name, parsed_value) {
             (Ok(name), Ok(value)) => headers.push(HeaderMatch { name, value }),
-            _ => errors.push(at.error(format!("route \"{id}\": match.headers: \"{name}\" = \"{value}\" is not a valid header"))),
+            _ => errors.push(at.error(format!(
+                "route \"{id}\": match.headers: \"{name}\" = \"{value}\" is not a valid header"
+            ))),
         }
     }
     if errors.len() > before {
         return None;
     }
-    Some(Matcher { host, path, methods, headers })
+    Some(Matcher {
+        host,
+        path,
+        methods,
+        headers,
+    })
 }
-

@@ -27,7 +27,11 @@ impl Rewrite {
         if let Some(prefix) = &self.strip_prefix {
             if let Some(rest) = path.strip_prefix(prefix.as_str()) {
                 if rest.is_empty() || rest.starts_with('/') {
-                    path = Cow::Owned(if rest.is_empty() { "/".to_string() } else { rest.to_string() });
+                    path = Cow::Owned(if rest.is_empty() {
+                        "/".to_string()
+                    } else {
+                        rest.to_string()
+                    });
                 }
             }
         }

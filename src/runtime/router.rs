@@ -51,7 +51,8 @@ impl HostMatch {
             HostMatch::Exact(exact) => host.eq_ignore_ascii_case(exact),
             HostMatch::Suffix(suffix) => {
                 host.len() > suffix.len()
-                    && host.as_bytes()[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+                    && host.as_bytes()[host.len() - suffix.len()..]
+                        .eq_ignore_ascii_case(suffix.as_bytes())
             }
         }
     }
@@ -103,7 +104,13 @@ impl Router {
     }
 
     /// The first route that matches, if any. `host` may carry a port, which is ignored.
-    pub fn find(&self, method: &Method, host: &str, path: &str, headers: &HeaderMap) -> Option<&Arc<Route>> {
+    pub fn find(
+        &self,
+        method: &Method,
+        host: &str,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Option<&Arc<Route>> {
         let host = strip_port(host);
         self.routes
             .iter()

@@ -9,7 +9,10 @@ use super::Target;
 
 pub enum Balancer {
     /// Targets repeated by weight, interleaved, walked by a shared counter.
-    RoundRobin { schedule: Vec<usize>, next: AtomicUsize },
+    RoundRobin {
+        schedule: Vec<usize>,
+        next: AtomicUsize,
+    },
     /// Fewest requests in flight per unit of weight; ties go round the list.
     LeastConnections { next: AtomicUsize },
     /// Ketama ring: a key keeps its target while that target is up.
@@ -62,7 +65,12 @@ impl Balancer {
     }
 
     /// Picks a target among those `usable` says yes to. `key` is used by consistent hashing.
-    pub fn pick(&self, targets: &[Target], key: &[u8], usable: impl Fn(usize) -> bool) -> Option<usize> {
+    pub fn pick(
+        &self,
+        targets: &[Target],
+        key: &[u8],
+        usable: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
         match self {
             Balancer::RoundRobin { schedule, next } => {
                 let start = next.fetch_add(1, Ordering::Relaxed);
@@ -86,7 +94,8 @@ impl Balancer {
             Balancer::ConsistentHash { ring } => {
                 // Walk the ring from the key's point until a usable target; bounded so a ring
                 // of unusable targets ends the search.
-                let by_address = |addr: &std::net::SocketAddr| targets.iter().position(|t| t.address == *addr);
+                let by_address =
+                    |addr: &std::net::SocketAddr| targets.iter().position(|t| t.address == *addr);
                 ring.node_iter(key)
                     .take(targets.len() * 40)
                     .filter_map(by_address)

@@ -49,7 +49,9 @@ impl BackgroundService for HealthChecker {
             let runtime = self.runtime.load_full();
             let now = Instant::now();
             for upstream in runtime.upstreams.values() {
-                let Some(check) = upstream.health_check.clone() else { continue };
+                let Some(check) = upstream.health_check.clone() else {
+                    continue;
+                };
                 let next = due.entry(upstream.name.clone()).or_insert(now);
                 if *next > now {
                     continue;
@@ -63,7 +65,11 @@ impl BackgroundService for HealthChecker {
                     let check = check.clone();
                     running.spawn(async move {
                         let passed = probe(&connector, peer, &host, &check).await;
-                        health.record_check(passed, check.healthy_threshold, check.unhealthy_threshold);
+                        health.record_check(
+                            passed,
+                            check.healthy_threshold,
+                            check.unhealthy_threshold,
+                        );
                     });
                 }
             }
@@ -73,7 +79,12 @@ impl BackgroundService for HealthChecker {
 }
 
 /// One GET on a fresh connection; passes on a 2xx within the timeout.
-async fn probe(connector: &Connector, mut peer: HttpPeer, host: &str, check: &HealthCheckConfig) -> bool {
+async fn probe(
+    connector: &Connector,
+    mut peer: HttpPeer,
+    host: &str,
+    check: &HealthCheckConfig,
+) -> bool {
     peer.options.connection_timeout = Some(check.timeout);
     peer.options.read_timeout = Some(check.timeout);
     peer.options.write_timeout = Some(check.timeout);
@@ -81,7 +92,8 @@ async fn probe(connector: &Connector, mut peer: HttpPeer, host: &str, check: &He
         let (mut session, _) = connector.get_http_session(&peer).await.ok()?;
         let mut req = RequestHeader::build("GET", check.path.as_bytes(), None).ok()?;
         req.insert_header("host", host).ok()?;
-        req.insert_header("user-agent", "corridor-health-check").ok()?;
+        req.insert_header("user-agent", "corridor-health-check")
+            .ok()?;
         req.insert_header("connection", "close").ok()?;
         session.write_request_header(Box::new(req)).await.ok()?;
         session.finish_request_body().await.ok()?;

@@ -53,10 +53,10 @@ impl Upstream {
 
     pub fn record_failure(&self, index: usize) {
         let target = &self.targets[index];
-        if target
-            .health
-            .record_failure(self.passive.consecutive_failures, self.passive.ejection_time)
-        {
+        if target.health.record_failure(
+            self.passive.consecutive_failures,
+            self.passive.ejection_time,
+        ) {
             tracing::warn!(
                 upstream = %self.name,
                 target = %target.label,

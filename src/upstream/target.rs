@@ -51,7 +51,8 @@ impl Default for TargetHealth {
 impl TargetHealth {
     /// May this target get new requests now?
     pub fn is_available(&self, now_ms: u64) -> bool {
-        self.healthy.load(Ordering::Relaxed) && self.ejected_until_ms.load(Ordering::Relaxed) <= now_ms
+        self.healthy.load(Ordering::Relaxed)
+            && self.ejected_until_ms.load(Ordering::Relaxed) <= now_ms
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -95,7 +96,11 @@ impl TargetHealth {
             return;
         }
         let streak = self.check_streak.fetch_add(1, Ordering::Relaxed) + 1;
-        let needed = if passed { healthy_threshold } else { unhealthy_threshold };
+        let needed = if passed {
+            healthy_threshold
+        } else {
+            unhealthy_threshold
+        };
         if streak >= needed.max(1) {
             self.healthy.store(passed, Ordering::Relaxed);
             self.check_streak.store(0, Ordering::Relaxed);
