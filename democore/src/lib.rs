@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod ledger;
 mod money;
 mod payments;
 mod testing;
@@ -26,8 +27,9 @@ use axum::{Json, Router};
 use serde_json::json;
 
 pub use accounts::{luhn_valid, Account};
+pub use ledger::Ledger;
 pub use money::Amount;
-pub use payments::{iban_valid, Ledger, Payment, PaymentError, PaymentRequest};
+pub use payments::{iban_valid, Payment, PaymentError, PaymentRequest};
 
 /// Response header naming the instance that answered, so load-balancing tests
 /// can tell upstreams apart without parsing bodies.

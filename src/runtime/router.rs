@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use regex::Regex;
 
 use super::Route;
@@ -104,6 +104,8 @@ impl Router {
     }
 
     /// The first route that matches, if any. `host` may carry a port, which is ignored.
+    /// A CORS preflight matches as the method it asks about, so a GET-only route still gets
+    /// its preflights (and its chain's `cors` filter answers them).
     pub fn find(
         &self,
         method: &Method,
@@ -112,6 +114,11 @@ impl Router {
         headers: &HeaderMap,
     ) -> Option<&Arc<Route>> {
         let host = strip_port(host);
+        let preflight_method = (method == Method::OPTIONS && headers.contains_key(header::ORIGIN))
+            .then(|| headers.get(header::ACCESS_CONTROL_REQUEST_METHOD))
+            .flatten()
+            .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
+        let method = preflight_method.as_ref().unwrap_or(method);
         self.routes
             .iter()
             .find(|r| r.matcher.matches(method, host, path, headers))
