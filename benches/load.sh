@@ -448,10 +448,15 @@ for w in $WORKERS; do
     CORRIDOR_PID=""
     if [ "$SKIP_CORRIDOR" != 1 ]; then
         free_port CORRIDOR_PORT
+        free_port ADMIN_PORT
         cat >"$TMP/corridor-$w.toml" <<EOF
 [server]
 threads = $w
 access_log = "off"
+
+# Off the default 9901, so a running demo does not collide with the bench.
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
 
 [[listeners]]
 listen = "127.0.0.1:$CORRIDOR_PORT"
