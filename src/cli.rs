@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::ConfigError;
-use crate::runtime::{PathMatch, Runtime};
+use crate::runtime::{BuildEnv, PathMatch, Runtime};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,9 +38,9 @@ pub enum Command {
 }
 
 /// Loads and compiles the config, the one step `run` and `check` share.
-pub fn compile(path: &Path) -> Result<Runtime, Vec<ConfigError>> {
+pub fn compile(path: &Path, env: &BuildEnv) -> Result<Runtime, Vec<ConfigError>> {
     let config = crate::config::load(path)?;
-    crate::runtime::compile(&config)
+    crate::runtime::compile(&config, env)
 }
 
 pub fn print_errors(errors: &[ConfigError]) {
@@ -51,7 +51,7 @@ pub fn print_errors(errors: &[ConfigError]) {
 }
 
 pub fn check(path: &Path) -> ExitCode {
-    match compile(path) {
+    match compile(path, &BuildEnv::standalone()) {
         Ok(runtime) => {
             print!("{}", summary(&runtime));
             println!("corridor: configuration {} is valid", path.display());
@@ -74,8 +74,8 @@ pub fn summary(runtime: &Runtime) -> String {
             if l.h2c { ", h2c" } else { "" }
         );
     }
-    if let Some(admin) = runtime.admin {
-        out += &format!("admin: {admin}\n");
+    if let Some(admin) = &runtime.admin {
+        out += &format!("admin: {}\n", admin.address);
     }
     out += "routes (in match order):\n";
     for r in runtime.router.routes() {

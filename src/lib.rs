@@ -8,9 +8,13 @@
 #![deny(rust_2018_idioms)]
 
 pub mod access_log;
+pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod upstream;
+pub mod watch;

@@ -12,17 +12,28 @@ use pingora::proxy::ProxyServiceBuilder;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::access_log::AccessLog;
+use crate::admin::AdminApp;
 use crate::cli;
+use crate::metrics::Metrics;
 use crate::proxy::Gateway;
+use crate::reload::Reloader;
+use crate::runtime::BuildEnv;
 use crate::upstream::HealthChecker;
+use crate::watch::ConfigWatcher;
 
 /// Runs the gateway until SIGTERM or Ctrl-C, then drains and exits.
 pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
     init_logging();
-    let runtime = match cli::compile(config_path) {
+    let metrics = Metrics::new();
+    let env = BuildEnv {
+        metrics: metrics.clone(),
+        previous: None,
+    };
+    let runtime = match cli::compile(config_path, &env) {
         Ok(runtime) => runtime,
         Err(errors) => {
             cli::print_errors(&errors);
@@ -38,6 +49,7 @@ pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
         }
     };
     let listeners = runtime.listeners.clone();
+    let admin = runtime.admin.clone();
     tracing::info!(version = %runtime.version, listeners = listeners.len(), routes = runtime.router.routes().len(), "config loaded");
     let store = Arc::new(ArcSwap::from_pointee(runtime));
 
@@ -82,6 +94,23 @@ pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
         "health checks",
         HealthChecker::new(store.clone()),
     ));
+    let reloader = Arc::new(Reloader::new(
+        config_path.to_path_buf(),
+        store.clone(),
+        metrics.clone(),
+    ));
+    server.add_service(background_service(
+        "config watcher",
+        ConfigWatcher::new(reloader.clone()),
+    ));
+    if let Some(admin) = &admin {
+        let app = AdminApp::new(store.clone(), metrics.clone(), reloader);
+        let mut service = Service::new("corridor admin".into(), app);
+        service.add_tcp(&admin.address.to_string());
+        // One thread is plenty for operators, and keeps scrapes off the proxy threads.
+        service.threads = Some(1);
+        server.add_service(service);
+    }
 
     server.run(RunArgs {
         shutdown_signal: Box::new(DrainOnSignal),

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::{BuildContext, BuildError, Filter, Flow, Problem, RequestContext, RequestHead};
 
 /// Config of the `body_limit` filter.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BodyLimitConfig {
     /// Largest request body allowed, in bytes; required, and more than zero.

@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Config of the `cors` filter.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CorsConfig {
     /// Origins allowed to call, as browsers send them: `scheme://host`, with `:port` only when

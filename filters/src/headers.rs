@@ -17,7 +17,7 @@ use crate::{
 
 /// Config of the `headers` filter: edits to the request on its way upstream and to the
 /// response on its way back. Within a section, edits run in the order rename, remove, set, add.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeadersConfig {
     /// Edits to the request before it goes upstream.
@@ -29,7 +29,7 @@ pub struct HeadersConfig {
 /// The header edits of one direction. Framing and hop-by-hop headers (Content-Length,
 /// Transfer-Encoding, Connection, ..., and Host on requests) belong to the gateway and are
 /// refused in every list.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HeaderEdits {
     /// Headers to replace: every existing value of the name is dropped, this one is sent.

@@ -28,7 +28,7 @@ use crate::{
 };
 
 /// Config of the `json_fields` filter. At least one of the lists must name a path.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct JsonFieldsConfig {
     /// Members removed from JSON response bodies before they reach the client, as dotted

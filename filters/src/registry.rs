@@ -12,7 +12,7 @@ macro_rules! filter_registry {
     ($($name:ident => $config:ty),* $(,)?) => {
         /// One entry of a chain in config: `type = "..."` picks the filter, the other keys
         /// are that filter's options.
-        #[derive(Debug, Clone, Deserialize)]
+        #[derive(Debug, Clone, Deserialize, PartialEq)]
         #[serde(tag = "type", rename_all = "snake_case")]
         #[allow(non_camel_case_types)]
         pub enum FilterConfig {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::{BuildContext, BuildError, Filter, Flow, RequestContext, RequestHead, ResponseHead};
 
 /// Config of the `request_id` filter.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RequestIdConfig {
     /// Header that carries the request id to the upstream and back to the client.

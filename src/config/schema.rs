@@ -40,7 +40,7 @@ pub struct Config {
 }
 
 /// `[server]`: process-wide settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Worker threads serving the listeners (default: the number of CPUs).
@@ -62,6 +62,10 @@ pub struct ServerConfig {
     pub access_log: String,
     /// Idle keep-alive connections kept to upstreams, for all upstreams together.
     pub upstream_pool_size: usize,
+    /// How often the config files are re-read even without a change notification: a safety
+    /// net for file systems whose events get lost.
+    #[serde(with = "humantime_serde")]
+    pub config_rescan: Duration,
 }
 
 impl Default for ServerConfig {
@@ -76,28 +80,32 @@ impl Default for ServerConfig {
             internal_header_prefixes: vec!["x-corridor-".into(), "x-consumer-".into()],
             access_log: "stdout".into(),
             upstream_pool_size: 256,
+            config_rescan: Duration::from_secs(30),
         }
     }
 }
 
 /// `[admin]`: the operators' listener.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Address of the admin listener; keep it on loopback or a management network.
     pub listen: String,
+    /// File holding a bearer token that every admin call but /healthz must present.
+    pub token_file: Option<Spanned<PathBuf>>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: "127.0.0.1:9901".into(),
+            token_file: None,
         }
     }
 }
 
 /// `[[listeners]]`: where partners connect.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     /// Socket address, e.g. "0.0.0.0:8080".
@@ -112,7 +120,7 @@ fn yes() -> bool {
 }
 
 /// `[upstreams.NAME]`: a cluster of targets serving the same thing.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// Targets as "host:port" or `{ address = "host:port", weight = 2 }`.
@@ -149,7 +157,7 @@ fn one() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum TargetConfig {
     Address(String),
@@ -183,7 +191,7 @@ pub enum Balance {
     ConsistentHash,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimeoutConfig {
     /// TCP (and TLS) connection setup.
@@ -215,7 +223,7 @@ impl Default for TimeoutConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthCheckConfig {
     /// Path requested with GET on each target.
@@ -242,7 +250,7 @@ impl Default for HealthCheckConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PassiveHealthConfig {
     /// Consecutive failed exchanges (connect errors, timeouts, 502/503/504) that eject a
@@ -263,7 +271,7 @@ impl Default for PassiveHealthConfig {
 }
 
 /// `[[routes]]`: which requests go where, through which chain.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Stable id, used in metrics and logs.
@@ -282,7 +290,7 @@ pub struct RouteConfig {
     pub rewrite: RewriteConfig,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
     /// Host (without port), exact or "*.example.com".
@@ -302,7 +310,7 @@ pub struct MatchConfig {
     pub headers: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RewriteConfig {
     /// Remove this prefix from the path before it goes upstream.
@@ -314,7 +322,7 @@ pub struct RewriteConfig {
 }
 
 /// `[chains.NAME]`: filters run in order on the request, in reverse on the response.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ChainConfig {
     pub filters: Vec<Spanned<FilterConfig>>,

@@ -69,18 +69,20 @@ pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestSt
         .await
         {
             Ok(Some(answer)) => {
-                let failed = matches!(answer.0.status.as_u16(), 502..=504);
+                let failed = matches!(answer.0.status.as_u16(), 502..=504)
+                    .then_some(Failure::UpstreamFailed);
                 Gateway::record_target_outcome(state, failed);
                 state.failure = None;
                 break answer;
             }
             Ok(None) => {
-                Gateway::record_target_outcome(state, true);
+                Gateway::record_target_outcome(state, Some(Failure::UpstreamTooLarge));
                 return reply::send_failure(session, state, Failure::UpstreamTooLarge, upto).await;
             }
             Err((sent, e)) => {
-                Gateway::record_target_outcome(state, true);
-                state.failure = Failure::from_error(&e);
+                let failure = Failure::from_error(&e).unwrap_or(Failure::UpstreamFailed);
+                Gateway::record_target_outcome(state, Some(failure));
+                state.failure = Some(failure);
                 if !gateway.may_retry(session, state, !sent, &e) {
                     let failure = state.failure.unwrap_or(Failure::UpstreamFailed);
                     return reply::send_failure(session, state, failure, upto).await;

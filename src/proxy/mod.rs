@@ -130,12 +130,20 @@ impl Gateway {
                 && !session.as_ref().retry_buffer_truncated())
     }
 
-    fn record_target_outcome(state: &RequestState, failed: bool) {
-        if let (Some(route), Some(index)) = (&state.route, state.target) {
-            if failed {
-                route.upstream.record_failure(index);
-            } else {
-                route.upstream.record_success(index);
+    /// Passive health and upstream error metrics for the attempt that just ended.
+    fn record_target_outcome(state: &RequestState, failure: Option<Failure>) {
+        let (Some(route), Some(index)) = (&state.route, state.target) else {
+            return;
+        };
+        let upstream = &route.upstream;
+        match failure {
+            None => upstream.record_success(index),
+            Some(failure) => {
+                upstream.record_failure(index);
+                match failure {
+                    Failure::UpstreamTimeout => upstream.metrics.timeout.inc(),
+                    _ => upstream.metrics.failed.inc(),
+                }
             }
         }
     }
@@ -190,6 +198,7 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         };
         state.filters.route_id = route.id.clone();
+        route.metrics.in_flight.inc();
         state.body_limit = route.chain.request_body_limit();
         state.route = Some(route.clone());
 
@@ -298,7 +307,8 @@ impl ProxyHttp for Gateway {
         upstream: &mut ResponseHeader,
         state: &mut RequestState,
     ) -> Result<()> {
-        let failed = matches!(upstream.status.as_u16(), 502..=504);
+        let failed =
+            matches!(upstream.status.as_u16(), 502..=504).then_some(Failure::UpstreamFailed);
         Self::record_target_outcome(state, failed);
         state.failure = None;
         if let Some(first) = state.first_attempt {
@@ -329,6 +339,7 @@ impl ProxyHttp for Gateway {
                 if let Some(stopped) = replaced {
                     // The upstream's body is dropped and the filter's reply goes out instead.
                     state.answered_by = Some(stopped.by);
+                    state.rejection = stopped.reply.problem.as_ref().map(|p| p.kind);
                     let (head, body) = reply::render(stopped.reply, &state.filters.request_id)?;
                     *resp = head;
                     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
@@ -367,8 +378,9 @@ impl ProxyHttp for Gateway {
         state: &mut RequestState,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        Self::record_target_outcome(state, true);
-        state.failure = Some(Failure::from_error(&e).unwrap_or(Failure::UpstreamFailed));
+        let failure = Failure::from_error(&e).unwrap_or(Failure::UpstreamFailed);
+        Self::record_target_outcome(state, Some(failure));
+        state.failure = Some(failure);
         if self.may_retry(session, state, true, &e) {
             e.set_retry(true);
         }
@@ -385,8 +397,9 @@ impl ProxyHttp for Gateway {
     ) -> Box<Error> {
         let mut e = e.more_context(format!("target {}", peer._address));
         if e.esource() == &ErrorSource::Upstream {
-            Self::record_target_outcome(state, true);
-            state.failure = Failure::from_error(&e);
+            let failure = Failure::from_error(&e).unwrap_or(Failure::UpstreamFailed);
+            Self::record_target_outcome(state, Some(failure));
+            state.failure = Some(failure);
             let retry = self.may_retry(session, state, false, &e);
             e.set_retry(retry);
         } else {
@@ -439,20 +452,39 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, state: &mut RequestState) {
         state.in_flight = None;
-        if !self.access_log.enabled() {
-            return;
-        }
         let req = session.req_header();
-        let route = state.route.as_deref();
-        let upstream = route.map(|r| r.upstream.as_ref());
-        let target = upstream
-            .zip(state.target)
-            .map(|(u, i)| u.targets[i].label.as_ref());
         let status = if state.status != 0 {
             state.status
         } else {
             session.response_written().map_or(0, |r| r.status.as_u16())
         };
+        let route = state.route.as_deref();
+        if let Some(route) = route {
+            route.metrics.in_flight.dec();
+            route
+                .metrics
+                .observe(&req.method, status, state.started.elapsed().as_secs_f64());
+            if let Some(elapsed) = state.upstream_elapsed {
+                route
+                    .upstream
+                    .metrics
+                    .duration
+                    .observe(elapsed.as_secs_f64());
+            }
+            if state.failure == Some(Failure::NoHealthyTarget) {
+                route.upstream.metrics.no_target.inc();
+            }
+            if let (Some(filter), Some(reason)) = (state.answered_by, state.rejection) {
+                route.metrics.rejected(filter, reason);
+            }
+        }
+        if !self.access_log.enabled() {
+            return;
+        }
+        let upstream = route.map(|r| r.upstream.as_ref());
+        let target = upstream
+            .zip(state.target)
+            .map(|(u, i)| u.targets[i].label.as_ref());
         self.access_log.record(&AccessRecord {
             time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             request_id: &state.filters.request_id,

@@ -33,6 +33,9 @@ pub async fn send_reply(
     reply: Reply,
     upto: usize,
 ) -> Result<()> {
+    if state.answered_by.is_some() {
+        state.rejection = reply.problem.as_ref().map(|p| p.kind);
+    }
     let (mut head, mut body) = render(reply, &state.filters.request_id)?;
     if let Some(route) = state.route.clone() {
         let replaced = route

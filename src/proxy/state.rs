@@ -28,8 +28,10 @@ pub struct RequestState {
     /// Request body bytes seen so far, against `body_limit`.
     pub body_bytes: u64,
     pub body_limit: Option<u64>,
-    /// Name of the filter that answered the client itself, if one did.
+    /// Name of the filter that answered the client itself, if one did, and the problem
+    /// type when that answer was a rejection.
     pub answered_by: Option<&'static str>,
+    pub rejection: Option<&'static str>,
     pub failure: Option<Failure>,
     /// The response head has gone to the client: no retry is possible any more.
     pub response_started: bool,
@@ -56,6 +58,7 @@ impl RequestState {
             body_bytes: 0,
             body_limit: None,
             answered_by: None,
+            rejection: None,
             failure: None,
             response_started: false,
             replacement_body: None,

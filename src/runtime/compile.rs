@@ -15,85 +15,76 @@ use regex::Regex;
 use sha2::{Digest, Sha256};
 
 use super::{
-    AccessLogTarget, HeaderMatch, HostMatch, Listener, Matcher, PathMatch, Rewrite, Route, Router,
-    Runtime, Settings,
+    AccessLogTarget, Admin, BuiltChain, HeaderMatch, HostMatch, Listener, Matcher, PathMatch,
+    Rewrite, Route, Router, Runtime, Settings,
 };
 use crate::config::{
-    Balance, Config, ConfigError, Located, MatchConfig, RouteConfig, ServerConfig, UpstreamConfig,
+    AdminConfig, Balance, ChainConfig, Config, ConfigError, Located, MatchConfig, RouteConfig,
+    ServerConfig, UpstreamConfig,
 };
+use crate::metrics::Metrics;
 use crate::upstream::{Balancer, HashOn, Target, TargetHealth, Upstream};
 
 /// Most extra attempts a route may make: retries multiply load on a struggling core.
 const MAX_RETRIES: u32 = 5;
 
+/// What a build may use besides the config: where metrics go, and the runtime serving now,
+/// whose unchanged upstreams and filters are kept with their state.
+pub struct BuildEnv {
+    pub metrics: Arc<Metrics>,
+    pub previous: Option<Arc<Runtime>>,
+}
+
+impl BuildEnv {
+    /// For a build that will not serve (`corridor check`).
+    pub fn standalone() -> Self {
+        BuildEnv {
+            metrics: Metrics::new(),
+            previous: None,
+        }
+    }
+}
+
 /// Builds a runtime, or returns every problem found.
-pub fn compile(config: &Config) -> Result<Runtime, Vec<ConfigError>> {
+pub fn compile(config: &Config, env: &BuildEnv) -> Result<Runtime, Vec<ConfigError>> {
     let mut errors = Vec::new();
+    // Contents of files the config names (CAs, tokens): part of the version, so a rotated
+    // certificate is a change even when the TOML is not.
+    let mut named_files: Vec<Vec<u8>> = Vec::new();
+    let previous = env.previous.as_deref();
     let first_file = config
         .files
         .first()
         .map(|f| f.path.clone())
         .unwrap_or_default();
 
-    let settings = match &config.server {
-        Some(server) => settings(&server.value, server, &mut errors),
-        None => settings(
-            &ServerConfig::default(),
-            &Located {
-                value: ServerConfig::default(),
-                file: config.files[0].clone(),
-                span: 0..0,
-            },
-            &mut errors,
-        ),
+    let default_server = Located {
+        value: ServerConfig::default(),
+        file: config.files[0].clone(),
+        span: 0..0,
     };
+    let server = config.server.as_ref().unwrap_or(&default_server);
+    let settings = settings(&server.value, server, &mut errors);
 
     let listeners = listeners(config, &first_file, &mut errors);
-    let admin = config.admin.as_ref().and_then(|admin| {
-        admin
-            .value
-            .listen
-            .parse::<SocketAddr>()
-            .map_err(|_| {
-                errors.push(admin.error(format!(
-                    "admin listen address \"{}\" is not ip:port",
-                    admin.value.listen
-                )))
-            })
-            .ok()
-    });
+    let admin = config
+        .admin
+        .as_ref()
+        .and_then(|admin| build_admin(admin, &mut named_files, &mut errors));
 
     let mut upstreams = BTreeMap::new();
     for (name, upstream) in &config.upstreams {
-        if let Some(built) = build_upstream(name, upstream, &mut errors) {
-            upstreams.insert(name.clone(), Arc::new(built));
+        let kept = previous.and_then(|p| p.upstreams.get(name));
+        let built = build_upstream(name, upstream, kept, env, &mut named_files, &mut errors);
+        if let Some(built) = built {
+            upstreams.insert(name.clone(), built);
         }
     }
 
     let mut chains = BTreeMap::new();
     for (name, chain) in &config.chains {
-        let ctx = BuildContext {
-            base_dir: chain
-                .file
-                .path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default(),
-        };
-        let mut filters = Vec::new();
-        for entry in &chain.value.filters {
-            match entry.get_ref().build(&ctx) {
-                Ok(filter) => filters.push(filter),
-                Err(e) => errors.push(chain.error_at(
-                    entry.span(),
-                    format!(
-                        "chain \"{name}\": filter \"{}\": {e}",
-                        entry.get_ref().type_name()
-                    ),
-                )),
-            }
-        }
-        chains.insert(name.clone(), Arc::new(Chain::new(filters)));
+        let kept = previous.and_then(|p| p.chains.get(name));
+        chains.insert(name.clone(), build_chain(name, chain, kept, &mut errors));
     }
 
     let mut routes = Vec::new();
@@ -107,7 +98,8 @@ pub fn compile(config: &Config) -> Result<Runtime, Vec<ConfigError>> {
                 format!("route id \"{id}\" is used twice"),
             ));
         }
-        if let Some(built) = build_route(route, &upstreams, &chains, &empty_chain, &mut errors) {
+        if let Some(built) = build_route(route, &upstreams, &chains, &empty_chain, env, &mut errors)
+        {
             routes.push(Arc::new(built));
         }
     }
@@ -124,21 +116,25 @@ pub fn compile(config: &Config) -> Result<Runtime, Vec<ConfigError>> {
     Ok(Runtime {
         router: Router::new(routes),
         upstreams,
+        chains,
         settings,
         listeners,
         admin,
-        version: version_hash(config),
+        version: version_hash(config, &named_files),
         files: config.files.iter().map(|f| f.path.clone()).collect(),
     })
 }
 
-fn version_hash(config: &Config) -> String {
+fn version_hash(config: &Config, named_files: &[Vec<u8>]) -> String {
     let mut hasher = Sha256::new();
     for file in &config.files {
         hasher.update(file.path.to_string_lossy().as_bytes());
         hasher.update([0]);
         hasher.update(file.text.as_bytes());
         hasher.update([0]);
+    }
+    for contents in named_files {
+        hasher.update(Sha256::digest(contents));
     }
     hex::encode(&hasher.finalize()[..8])
 }
@@ -196,7 +192,95 @@ fn settings(
             .collect(),
         access_log,
         upstream_pool_size: server.upstream_pool_size,
+        config_rescan: server.config_rescan,
     }
+}
+
+fn build_admin(
+    at: &Located<AdminConfig>,
+    named_files: &mut Vec<Vec<u8>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Admin> {
+    let address = at.value.listen.parse::<SocketAddr>().map_err(|_| {
+        errors.push(at.error(format!(
+            "admin listen address \"{}\" is not ip:port",
+            at.value.listen
+        )))
+    });
+    let token = at.value.token_file.as_ref().map(|path| {
+        let full = relative_to(&at.file.path, path.get_ref());
+        // Errors name the file, never its contents.
+        let problem = match std::fs::read_to_string(&full) {
+            Ok(token) if !token.trim().is_empty() => {
+                named_files.push(token.as_bytes().to_vec());
+                return Ok(Sha256::digest(token.trim().as_bytes()).into());
+            }
+            Ok(_) => format!("admin token_file {} is empty", full.display()),
+            Err(e) => format!("admin token_file {}: {e}", full.display()),
+        };
+        errors.push(at.error_at(path.span(), problem));
+        Err(())
+    });
+    let token_sha256 = token.transpose();
+    Some(Admin {
+        address: address.ok()?,
+        token_sha256: token_sha256.ok()?,
+    })
+}
+
+/// A path from config, relative to the config file that names it.
+fn relative_to(config_file: &Path, path: &Path) -> PathBuf {
+    config_file
+        .parent()
+        .map_or(path.to_path_buf(), |dir| dir.join(path))
+}
+
+fn build_chain(
+    name: &str,
+    at: &Located<ChainConfig>,
+    kept: Option<&BuiltChain>,
+    errors: &mut Vec<ConfigError>,
+) -> BuiltChain {
+    let ctx = BuildContext {
+        base_dir: at
+            .file
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    let mut filters = Vec::new();
+    for (index, entry) in at.value.filters.iter().enumerate() {
+        let config = entry.get_ref();
+        // Same filter, same config, same place: keep the instance and whatever it holds.
+        let same = kept
+            .and_then(|k| k.filters.get(index))
+            .filter(|(old, _)| old == config);
+        if let Some((_, filter)) = same {
+            filters.push((config.clone(), filter.clone()));
+            continue;
+        }
+        match config.build(&ctx) {
+            Ok(filter) => filters.push((config.clone(), filter)),
+            Err(e) => errors.push(at.error_at(
+                entry.span(),
+                format!("chain \"{name}\": filter \"{}\": {e}", config.type_name()),
+            )),
+        }
+    }
+    let chain = match kept {
+        Some(k)
+            if k.filters.len() == filters.len()
+                && k.filters
+                    .iter()
+                    .zip(&filters)
+                    .all(|(a, b)| Arc::ptr_eq(&a.1, &b.1)) =>
+        {
+            k.chain.clone()
+        }
+        _ => Arc::new(Chain::new(filters.iter().map(|(_, f)| f.clone()).collect())),
+    };
+    BuiltChain { chain, filters }
 }
 
 fn listeners(config: &Config, first_file: &Path, errors: &mut Vec<ConfigError>) -> Vec<Listener> {
@@ -227,10 +311,39 @@ fn listeners(config: &Config, first_file: &Path, errors: &mut Vec<ConfigError>) 
 fn build_upstream(
     name: &str,
     at: &Located<UpstreamConfig>,
+    kept: Option<&Arc<Upstream>>,
+    env: &BuildEnv,
+    named_files: &mut Vec<Vec<u8>>,
     errors: &mut Vec<ConfigError>,
-) -> Option<Upstream> {
+) -> Option<Arc<Upstream>> {
     let config = &at.value;
     let before = errors.len();
+    let ca_pem = match &config.ca_file {
+        Some(path) => {
+            let full = relative_to(&at.file.path, path.get_ref());
+            match std::fs::read(&full) {
+                Ok(pem) => Some(pem),
+                Err(e) => {
+                    errors.push(at.error_at(
+                        path.span(),
+                        format!(
+                            "upstream \"{name}\": ca_file: cannot read {}: {e}",
+                            full.display()
+                        ),
+                    ));
+                    return None;
+                }
+            }
+        }
+        None => None,
+    };
+    if let Some(pem) = &ca_pem {
+        named_files.push(pem.clone());
+    }
+    // An unchanged definition keeps its targets' health, pools and balancer position.
+    if let Some(kept) = kept.filter(|k| k.definition == *config && k.ca_pem == ca_pem) {
+        return Some(kept.clone());
+    }
     let targets_span = config.targets.span();
     if config.targets.get_ref().is_empty() {
         errors.push(at.error_at(
@@ -290,13 +403,17 @@ fn build_upstream(
             }
         }
     };
-    let ca = match &config.ca_file {
-        Some(path) => read_ca_file(path.get_ref(), &at.file.path)
+    let ca = match (&config.ca_file, &ca_pem) {
+        (Some(path), Some(pem)) => parse_ca(pem)
             .map_err(|e| {
-                errors.push(at.error_at(path.span(), format!("upstream \"{name}\": ca_file: {e}")))
+                let file = path.get_ref().display();
+                errors.push(at.error_at(
+                    path.span(),
+                    format!("upstream \"{name}\": ca_file {file}: {e}"),
+                ))
             })
             .ok(),
-        None => None,
+        _ => None,
     };
 
     let mut targets = Vec::new();
@@ -357,7 +474,7 @@ fn build_upstream(
         Balance::LeastConnections => Balancer::least_connections(),
         Balance::ConsistentHash => Balancer::consistent_hash(&targets),
     };
-    Some(Upstream {
+    Some(Arc::new(Upstream {
         name: Arc::from(name),
         targets,
         balancer,
@@ -366,7 +483,10 @@ fn build_upstream(
         retries: config.retries,
         health_check: config.health_check.clone(),
         passive: config.passive_health.clone(),
-    })
+        metrics: env.metrics.upstream(name),
+        definition: config.clone(),
+        ca_pem,
+    }))
 }
 
 fn parse_hash_on(spec: &str) -> Option<HashOn> {
@@ -393,26 +513,22 @@ fn resolve(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| "resolves to no address".into())
 }
 
-fn read_ca_file(path: &Path, config_path: &Path) -> Result<Arc<[WrappedX509]>, String> {
-    let path = config_path
-        .parent()
-        .map_or(path.to_path_buf(), |dir| dir.join(path));
-    let pem = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn parse_ca(pem: &[u8]) -> Result<Arc<[WrappedX509]>, String> {
     let mut store = rustls::RootCertStore::empty();
     let mut certs = Vec::new();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        let cert = cert.map_err(|e| format!("{}: not PEM: {e}", path.display()))?;
+    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        let cert = cert.map_err(|e| format!("not PEM: {e}"))?;
         // Parse it here so a bad certificate is a config error, not a failure at connect time.
         store
             .add(cert.clone())
-            .map_err(|e| format!("{}: bad certificate: {e}", path.display()))?;
+            .map_err(|e| format!("bad certificate: {e}"))?;
         certs.push(WrappedX509::new(
             cert.to_vec(),
             pingora::utils::tls::parse_x509,
         ));
     }
     if certs.is_empty() {
-        return Err(format!("{} holds no PEM certificate", path.display()));
+        return Err("holds no PEM certificate".into());
     }
     Ok(Arc::from(certs.into_boxed_slice()))
 }
@@ -420,8 +536,9 @@ fn read_ca_file(path: &Path, config_path: &Path) -> Result<Arc<[WrappedX509]>, S
 fn build_route(
     at: &Located<RouteConfig>,
     upstreams: &BTreeMap<String, Arc<Upstream>>,
-    chains: &BTreeMap<String, Arc<Chain>>,
+    chains: &BTreeMap<String, BuiltChain>,
     empty_chain: &Arc<Chain>,
+    env: &BuildEnv,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Route> {
     let route = &at.value;
@@ -440,7 +557,7 @@ fn build_route(
     let chain = match &route.chain {
         None => Some(empty_chain.clone()),
         Some(name) => {
-            let found = chains.get(name.get_ref()).cloned();
+            let found = chains.get(name.get_ref()).map(|c| c.chain.clone());
             if found.is_none() {
                 errors.push(at.error_at(
                     name.span(),
@@ -492,6 +609,7 @@ fn build_route(
             add_prefix: route.rewrite.add_prefix.clone(),
             regex,
         },
+        metrics: env.metrics.route(id),
     })
 }
 

@@ -11,13 +11,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use corridor_filters::Chain;
+use corridor_filters::{Chain, Filter, FilterConfig};
 use ipnet::IpNet;
 
-pub use compile::compile;
+pub use compile::{compile, BuildEnv};
 pub use rewrite::Rewrite;
 pub use router::{HeaderMatch, HostMatch, Matcher, PathMatch, Router};
 
+use crate::metrics::RouteMetrics;
 use crate::upstream::Upstream;
 
 /// A route, ready to serve.
@@ -29,6 +30,15 @@ pub struct Route {
     pub upstream: Arc<Upstream>,
     pub chain: Arc<Chain>,
     pub rewrite: Rewrite,
+    pub metrics: RouteMetrics,
+}
+
+/// A built chain and the config of each of its filters, so a reload can keep the filters
+/// (and their state: limiter counters, key caches) whose config did not change.
+#[derive(Clone)]
+pub struct BuiltChain {
+    pub chain: Arc<Chain>,
+    pub filters: Vec<(FilterConfig, Arc<dyn Filter>)>,
 }
 
 /// Where the access log goes.
@@ -52,9 +62,20 @@ pub struct Settings {
     pub internal_header_prefixes: Vec<String>,
     pub access_log: AccessLogTarget,
     pub upstream_pool_size: usize,
+    pub config_rescan: Duration,
 }
 
 impl Settings {
+    /// Settings that only a restart can change: reported when a reload changes them.
+    pub fn fixed_at_start(&self) -> impl PartialEq + std::fmt::Debug + '_ {
+        (
+            self.threads,
+            self.grace_period,
+            &self.access_log,
+            self.upstream_pool_size,
+        )
+    }
+
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
@@ -67,15 +88,31 @@ pub struct Listener {
     pub h2c: bool,
 }
 
+impl std::fmt::Debug for BuiltChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.chain.fmt(f)
+    }
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    pub address: SocketAddr,
+    /// SHA-256 of the bearer token, when one is required.
+    pub token_sha256: Option<[u8; 32]>,
+}
+
 /// Everything compiled from one version of the config.
 #[derive(Debug)]
 pub struct Runtime {
     pub router: Router,
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    pub chains: BTreeMap<String, BuiltChain>,
     pub settings: Settings,
     pub listeners: Vec<Listener>,
-    pub admin: Option<SocketAddr>,
-    /// Short hash of the config files' contents: which config is serving.
+    pub admin: Option<Admin>,
+    /// Short hash of the config files' contents and the files they name: which config is
+    /// serving. Equal versions mean nothing changed.
     pub version: String,
     pub files: Vec<PathBuf>,
 }

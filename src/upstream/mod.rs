@@ -10,7 +10,8 @@ pub use balancer::Balancer;
 pub use health_check::HealthChecker;
 pub use target::{now_ms, InFlight, Target, TargetHealth};
 
-use crate::config::{HealthCheckConfig, PassiveHealthConfig, TimeoutConfig};
+use crate::config::{HealthCheckConfig, PassiveHealthConfig, TimeoutConfig, UpstreamConfig};
+use crate::metrics::UpstreamMetrics;
 
 /// What a consistent-hash upstream hashes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,11 @@ pub struct Upstream {
     pub retries: u32,
     pub health_check: Option<HealthCheckConfig>,
     pub passive: PassiveHealthConfig,
+    pub metrics: UpstreamMetrics,
+    /// The config it was built from, and the CA file's contents: a reload keeps this
+    /// upstream (health, pools, balancer position) when both are unchanged.
+    pub definition: UpstreamConfig,
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Upstream {
