@@ -131,6 +131,10 @@ impl Metrics {
                 .register(collector)
                 .expect("metric registered once");
         }
+        // Reload results exist from the start, so a dashboard sees 0 rather than nothing.
+        for result in ["applied", "rejected"] {
+            metrics.reloads.with_label_values(&[result]);
+        }
         Arc::new(metrics)
     }
 
