@@ -49,7 +49,7 @@ pub struct ServerConfig {
     #[serde(with = "humantime_serde")]
     pub grace_period: Duration,
     /// CIDRs of proxies in front of Corridor whose X-Forwarded-* headers are believed.
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: Vec<Spanned<String>>,
     /// Most request headers a client may send (431 past it).
     pub max_header_count: usize,
     /// Most bytes of request headers, names and values together (431 past it).
@@ -144,13 +144,17 @@ pub struct UpstreamConfig {
     pub timeouts: TimeoutConfig,
     /// Extra attempts after a failed one: always when the connection failed before the
     /// request was sent, otherwise only for idempotent methods.
-    #[serde(default = "one")]
-    pub retries: u32,
+    #[serde(default = "one_retry")]
+    pub retries: Spanned<u32>,
     /// Active health checks; none when absent.
     #[serde(default)]
     pub health_check: Option<HealthCheckConfig>,
     #[serde(default)]
     pub passive_health: PassiveHealthConfig,
+}
+
+fn one_retry() -> Spanned<u32> {
+    Spanned::new(0..0, 1)
 }
 
 fn one() -> u32 {

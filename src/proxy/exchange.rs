@@ -48,6 +48,8 @@ pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestSt
     }
 
     let mut upstream_req = session.req_header().clone();
+    // Before the rewrite, which keeps only the path.
+    as_http1_request(&mut upstream_req)?;
     gateway
         .upstream_request_filter(session, &mut upstream_req, state)
         .await?;
@@ -134,6 +136,28 @@ pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestSt
         session
             .write_response_body(Some(response_body), true)
             .await?;
+    }
+    Ok(())
+}
+
+/// The core speaks HTTP/1.1 whatever the client spoke: an h2 request's `:authority` becomes
+/// the Host header and its target the origin form.
+fn as_http1_request(req: &mut RequestHeader) -> Result<()> {
+    req.set_version(http::Version::HTTP_11);
+    if !req.headers.contains_key(header::HOST) {
+        if let Some(authority) = req.uri.authority().map(|a| a.as_str().to_owned()) {
+            req.insert_header(header::HOST, authority)?;
+        }
+    }
+    if req.uri.scheme().is_some() {
+        let target = req
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
+        req.set_uri(target.parse().map_err(|_| {
+            Error::explain(pingora::ErrorType::InvalidHTTPHeader, "bad request target")
+        })?);
     }
     Ok(())
 }

@@ -95,14 +95,18 @@ pub fn forwarded_request(
         req.remove_header(&name);
     }
     let trusted = peer.is_some_and(|ip| settings.is_trusted_proxy(ip));
-    let prior_for = if trusted {
-        req.headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    } else {
-        None
-    };
+    // Every X-Forwarded-For line counts: a list may arrive split over several.
+    let prior_for = trusted
+        .then(|| {
+            let hops: Vec<&str> = req
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            (!hops.is_empty()).then(|| hops.join(", "))
+        })
+        .flatten();
     if !trusted {
         req.remove_header("x-forwarded-proto");
         req.remove_header("x-forwarded-host");
@@ -144,6 +148,13 @@ fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        // A client must not be able to strip what frames or routes the request.
+        .filter(|name| {
+            !matches!(
+                name.as_str(),
+                "host" | "content-length" | "transfer-encoding"
+            )
+        })
         .collect();
     for name in HOP_BY_HOP {
         if headers.contains_key(name) {

@@ -270,11 +270,13 @@ impl ProxyHttp for Gateway {
         upstream: &mut RequestHeader,
         state: &mut RequestState,
     ) -> Result<()> {
-        let host = session
-            .req_header()
+        // HTTP/2 clients send `:authority` instead of Host.
+        let client_req = session.req_header();
+        let host = client_req
             .headers
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
+            .or_else(|| client_req.uri.authority().map(|a| a.as_str()))
             .map(str::to_owned);
         hygiene::forwarded_request(
             upstream,

@@ -90,6 +90,7 @@ pub fn compile(config: &Config, env: &BuildEnv) -> Result<Runtime, Vec<ConfigErr
     let mut routes = Vec::new();
     let mut ids = HashSet::new();
     let empty_chain = Arc::new(Chain::default());
+    let defined_upstreams: HashSet<&str> = config.upstreams.keys().map(String::as_str).collect();
     for route in &config.routes {
         let id = route.value.id.get_ref();
         if !ids.insert(id.clone()) {
@@ -98,8 +99,16 @@ pub fn compile(config: &Config, env: &BuildEnv) -> Result<Runtime, Vec<ConfigErr
                 format!("route id \"{id}\" is used twice"),
             ));
         }
-        if let Some(built) = build_route(route, &upstreams, &chains, &empty_chain, env, &mut errors)
-        {
+        let built = build_route(
+            route,
+            &upstreams,
+            &chains,
+            &empty_chain,
+            &defined_upstreams,
+            env,
+            &mut errors,
+        );
+        if let Some(built) = built {
             routes.push(Arc::new(built));
         }
     }
@@ -146,14 +155,16 @@ fn settings(
 ) -> Settings {
     let mut trusted_proxies = Vec::new();
     for cidr in &server.trusted_proxies {
-        match cidr
+        let text = cidr.get_ref();
+        match text
             .parse::<IpNet>()
-            .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from))
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
         {
             Ok(net) => trusted_proxies.push(net),
-            Err(_) => errors.push(at.error(format!(
-                "trusted_proxies: \"{cidr}\" is not a CIDR or IP address"
-            ))),
+            Err(_) => errors.push(at.error_at(
+                cidr.span(),
+                format!("trusted_proxies: \"{text}\" is not a CIDR or IP address"),
+            )),
         }
     }
     if server.threads == Some(0) {
@@ -364,11 +375,14 @@ fn build_upstream(
             )));
         }
     }
-    if config.retries > MAX_RETRIES {
-        errors.push(at.error(format!(
-            "upstream \"{name}\": retries is {}, at most {MAX_RETRIES} are allowed",
-            config.retries
-        )));
+    if *config.retries.get_ref() > MAX_RETRIES {
+        errors.push(at.error_at(
+            config.retries.span(),
+            format!(
+                "upstream \"{name}\": retries is {}, at most {MAX_RETRIES} are allowed",
+                config.retries.get_ref()
+            ),
+        ));
     }
     if let Some(check) = &config.health_check {
         if !check.path.starts_with('/') {
@@ -480,7 +494,7 @@ fn build_upstream(
         balancer,
         hash_on,
         timeouts: config.timeouts.clone(),
-        retries: config.retries,
+        retries: *config.retries.get_ref(),
         health_check: config.health_check.clone(),
         passive: config.passive_health.clone(),
         metrics: env.metrics.upstream(name),
@@ -538,6 +552,7 @@ fn build_route(
     upstreams: &BTreeMap<String, Arc<Upstream>>,
     chains: &BTreeMap<String, BuiltChain>,
     empty_chain: &Arc<Chain>,
+    defined_upstreams: &HashSet<&str>,
     env: &BuildEnv,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Route> {
@@ -545,7 +560,8 @@ fn build_route(
     let id = route.id.get_ref();
     let before = errors.len();
     let upstream = upstreams.get(route.upstream.get_ref()).cloned();
-    if upstream.is_none() {
+    // An upstream that exists but has errors of its own was reported already.
+    if upstream.is_none() && !defined_upstreams.contains(route.upstream.get_ref().as_str()) {
         errors.push(at.error_at(
             route.upstream.span(),
             format!(
@@ -645,9 +661,19 @@ fn build_matcher(
     .filter(|x| **x)
     .count();
     if given > 1 {
-        errors.push(at.error(format!(
-            "route \"{id}\": give only one of match.path, match.path_prefix, match.path_regex"
-        )));
+        // Point at the last of them: the one that conflicts with what came before.
+        let last = [&m.path, &m.path_prefix, &m.path_regex]
+            .into_iter()
+            .flatten()
+            .map(|p| p.span())
+            .max_by_key(|span| span.start)
+            .unwrap_or(at.span.clone());
+        errors.push(at.error_at(
+            last,
+            format!(
+                "route \"{id}\": give only one of match.path, match.path_prefix, match.path_regex"
+            ),
+        ));
     }
     for p in [&m.path, &m.path_prefix].into_iter().flatten() {
         if !p.get_ref().starts_with('/') {
