@@ -46,7 +46,10 @@ impl AdminApp {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // The scheme name is case-insensitive (RFC 9110 §11.1).
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .unwrap_or("");
         // Compare digests in constant time: timing says nothing about the token.
         let digest: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();

@@ -140,11 +140,23 @@ impl Reloader {
     }
 
     fn reject(&self, trigger: &'static str, current: &Runtime, errors: Vec<String>) -> Outcome {
+        let status = self.status.load_full();
+        let repeated = status
+            .last_error
+            .as_ref()
+            .is_some_and(|last| last.errors == errors);
+        if repeated && trigger != "admin" {
+            // The same broken files seen again (rescan, unrelated event): already reported.
+            return Outcome::Rejected {
+                version: current.version.clone(),
+                errors,
+            };
+        }
         for e in &errors {
             tracing::error!(trigger, "config reload rejected: {e}");
         }
         self.metrics.reloads.with_label_values(&["rejected"]).inc();
-        let mut status = (*self.status.load_full()).clone();
+        let mut status = (*status).clone();
         status.last_error = Some(ReloadFailure {
             at: now(),
             trigger,

@@ -19,6 +19,22 @@ use crate::reload::Reloader;
 
 /// Quiet time after the last file event before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(150);
+/// Longest a burst of events may delay a reload.
+const MAX_DEBOUNCE: Duration = Duration::from_secs(1);
+
+/// Is this a path whose change can change the config? The config file itself (or, for a
+/// directory, any `*.toml`), and Kubernetes' `..data`-style entries, swapped to update a
+/// ConfigMap.
+fn is_config_path(path: &std::path::Path, config_file: Option<&std::path::Path>) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name.starts_with("..") {
+        return true;
+    }
+    match config_file {
+        Some(file) => file.file_name().and_then(|n| n.to_str()) == Some(name),
+        None => name.ends_with(".toml"),
+    }
+}
 
 pub struct ConfigWatcher {
     reloader: Arc<Reloader>,
@@ -45,9 +61,17 @@ impl BackgroundService for ConfigWatcher {
         } else {
             path.parent().map(|p| p.to_path_buf()).unwrap_or_default()
         };
+        let config_file = (!path.is_dir()).then(|| path.to_path_buf());
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            // Reading the files (our own reload) shows up as access events: only changes count.
-            if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+            // Reading the files (our own reload) shows up as access events, and other files
+            // may live beside the config (logs): only changes to config files count.
+            let relevant = event.is_ok_and(|e| {
+                !matches!(e.kind, notify::EventKind::Access(_))
+                    && e.paths
+                        .iter()
+                        .any(|p| is_config_path(p, config_file.as_deref()))
+            });
+            if relevant {
                 // A full channel already holds a pending wake-up: dropping this one is fine.
                 let _ = events_tx.try_send(());
             }
@@ -67,8 +91,12 @@ impl BackgroundService for ConfigWatcher {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 Some(()) = events.recv() => {
-                    // Wait for the burst to end: an editor or a ConfigMap swap is several events.
-                    while tokio::time::timeout(DEBOUNCE, events.recv()).await.is_ok_and(|e| e.is_some()) {}
+                    // Wait for the burst to end (an editor or a ConfigMap swap is several
+                    // events), but not forever: a steady stream must not hold a reload back.
+                    let deadline = tokio::time::Instant::now() + MAX_DEBOUNCE;
+                    while tokio::time::Instant::now() < deadline
+                        && tokio::time::timeout(DEBOUNCE, events.recv()).await.is_ok_and(|e| e.is_some())
+                    {}
                     self.reload("file change").await;
                 }
                 Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {

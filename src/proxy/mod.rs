@@ -432,6 +432,9 @@ impl ProxyHttp for Gateway {
         }
         let upto = state.route.as_ref().map_or(0, |r| r.chain.len());
         let code = failure.problem().status.as_u16();
+        // pingora closes the connection after a failed proxy: say so, or a pooling client
+        // sends its next request into a dead socket.
+        session.set_keepalive(None);
         if let Err(write_error) = reply::send_failure(session, state, failure, upto).await {
             tracing::debug!(error = %write_error, "could not send the error answer");
         }
