@@ -1,33 +1,15 @@
 mod common;
 use common::*;
 
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
-use serde_json::Value;
-
-/// The gateway with an admin listener on `admin`; `upstreams_and_routes` is the rest.
+/// The gateway with an admin listener on `admin` (`admin_extra` goes in `[admin]`); `rest`
+/// is the upstreams and routes.
 fn config(admin: u16, admin_extra: &str, rest: &str) -> String {
-    format!(
-        r#"
-[server]
-threads = 1
-grace_period = "1s"
-config_rescan = "1h"
-
-[admin]
-listen = "127.0.0.1:{admin}"
-{admin_extra}
-
-[[listeners]]
-listen = "127.0.0.1:{{port}}"
-
-{rest}
-"#
-    )
+    let admin = admin_section(admin, admin_extra);
+    gateway_config("config_rescan = \"1h\"", &format!("{admin}\n{rest}"))
 }
 
 fn core_route(core: SocketAddr, chain: &str) -> String {
@@ -46,96 +28,6 @@ path_prefix = "/"
     )
 }
 
-/// Starts the gateway and waits for its admin listener too.
-async fn start(admin: u16, text: &str) -> Gateway {
-    let gw = Gateway::start(text);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", admin)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "no admin listener: {}",
-            gw.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    gw
-}
-
-struct Answer {
-    status: u16,
-    content_type: String,
-    www_authenticate: Option<String>,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.body))
-    }
-}
-
-async fn call(admin: u16, method: &str, path: &str, token: Option<&str>) -> Answer {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = client().request(method, format!("http://127.0.0.1:{admin}{path}"));
-    if let Some(token) = token {
-        req = req.header("authorization", format!("Bearer {token}"));
-    }
-    let resp = req.send().await.unwrap();
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-    };
-    Answer {
-        status: resp.status().as_u16(),
-        content_type: header("content-type").unwrap_or_default(),
-        www_authenticate: header("www-authenticate"),
-        body: resp.text().await.unwrap(),
-    }
-}
-
-async fn get(admin: u16, path: &str) -> Answer {
-    call(admin, "GET", path, None).await
-}
-
-/// The value of the series `name` whose labels include all of `labels`.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (series_name, pairs) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.strip_suffix('}')?),
-                None => (series, ""),
-            };
-            if series_name != name {
-                return None;
-            }
-            let pairs: Vec<(&str, &str)> = pairs
-                .split(',')
-                .filter(|p| !p.is_empty())
-                .filter_map(|p| p.split_once('='))
-                .map(|(k, v)| (k, v.trim_matches('"')))
-                .collect();
-            labels
-                .iter()
-                .all(|l| pairs.contains(l))
-                .then(|| value.parse().ok())
-                .flatten()
-        })
-}
-
-fn must(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    metric(text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in:\n{text}"))
-}
-
-async fn metrics(admin: u16) -> String {
-    let answer = get(admin, "/metrics").await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    answer.body
-}
-
 async fn send_n(gw: &Gateway, path: &str, n: usize) {
     let c = client();
     for _ in 0..n {
@@ -148,14 +40,14 @@ async fn send_n(gw: &Gateway, path: &str, n: usize) {
 async fn healthz_answers_and_unknown_paths_are_404() {
     let core = demo_core("core-1").await;
     let admin = free_port();
-    let _gw = start(admin, &config(admin, "", &core_route(core, ""))).await;
+    let _gw = Gateway::start_with_admin(&config(admin, "", &core_route(core, "")), admin);
 
-    let answer = get(admin, "/healthz").await;
+    let answer = admin_get(admin, "/healthz").await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.json()["status"], "alive");
 
     for path in ["/nope", "/metrics/x", "/"] {
-        let answer = get(admin, path).await;
+        let answer = admin_get(admin, path).await;
         assert_eq!(answer.status, 404, "{path}: {}", answer.body);
         assert!(
             answer.content_type.starts_with("application/problem+json"),
@@ -169,24 +61,7 @@ async fn healthz_answers_and_unknown_paths_are_404() {
 #[tokio::test(flavor = "multi_thread")]
 async fn readyz_is_503_naming_the_upstream_while_all_its_targets_are_down() {
     let core = demo_core("core-1").await;
-    let up = Arc::new(AtomicBool::new(true));
-    let ledger = {
-        let up = up.clone();
-        serve(axum::Router::new().route(
-            "/health",
-            axum::routing::get(move || {
-                let up = up.clone();
-                async move {
-                    if up.load(Ordering::Relaxed) {
-                        (StatusCode::OK, "ok")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "down")
-                    }
-                }
-            }),
-        ))
-        .await
-    };
+    let (ledger, ledger_state) = switchable("ledger").await;
     let admin = free_port();
     let rest = format!(
         r#"{}
@@ -208,12 +83,12 @@ path_prefix = "/ledger"
 "#,
         core_route(core, "")
     );
-    let gw = start(admin, &config(admin, "", &rest)).await;
+    let gw = Gateway::start_with_admin(&config(admin, "", &rest), admin);
 
     let wait_for = |expected: u16| async move {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let answer = get(admin, "/readyz").await;
+            let answer = admin_get(admin, "/readyz").await;
             if answer.status == expected {
                 return answer;
             }
@@ -234,7 +109,7 @@ path_prefix = "/ledger"
     assert_eq!(body["ready"], true, "{body}");
     assert_eq!(body["reasons"], serde_json::json!([]), "{body}");
 
-    up.store(false, Ordering::Relaxed);
+    ledger_state.healthy.store(false, Ordering::SeqCst);
     let answer = wait_for(503).await;
     assert!(answer.content_type.starts_with("application/json"));
     let body = answer.json();
@@ -246,7 +121,7 @@ path_prefix = "/ledger"
         "the healthy upstream is blamed: {body}"
     );
 
-    up.store(true, Ordering::Relaxed);
+    ledger_state.healthy.store(true, Ordering::SeqCst);
     wait_for(200).await;
     drop(gw);
 }
@@ -265,7 +140,7 @@ filters = [
 "#,
         core_route(core, "chain = \"guarded\"")
     );
-    let gw = start(admin, &config(admin, "", &rest)).await;
+    let gw = Gateway::start_with_admin(&config(admin, "", &rest), admin);
     let c = client();
 
     const N: usize = 20;
@@ -289,7 +164,7 @@ filters = [
         .unwrap();
     assert_eq!(resp.status(), 413);
 
-    let answer = get(admin, "/metrics").await;
+    let answer = admin_get(admin, "/metrics").await;
     assert_eq!(answer.status, 200);
     assert!(
         answer.content_type.starts_with("text/plain"),
@@ -316,17 +191,17 @@ filters = [
     }
 
     let ok = [("route", "all"), ("method", "GET"), ("status_class", "2xx")];
-    let before = must(&text, "corridor_requests_total", &ok);
+    let before = must_metric(&text, "corridor_requests_total", &ok);
     assert!(before >= N as f64, "{before}");
     assert!(
-        must(
+        must_metric(
             &text,
             "corridor_requests_total",
             &[("route", "all"), ("method", "GET"), ("status_class", "5xx")]
         ) >= 1.0
     );
     assert!(
-        must(
+        must_metric(
             &text,
             "corridor_requests_total",
             &[
@@ -336,28 +211,28 @@ filters = [
             ]
         ) >= 1.0
     );
-    let durations = must(
+    let durations = must_metric(
         &text,
         "corridor_request_duration_seconds_count",
         &[("route", "all")],
     );
     assert!(durations >= N as f64 + 3.0, "{durations}");
-    let upstream = must(
+    let upstream = must_metric(
         &text,
         "corridor_upstream_duration_seconds_count",
         &[("upstream", "core")],
     );
     assert!(upstream >= N as f64, "{upstream}");
-    assert!(must(&text, "corridor_requests_in_flight", &[("route", "all")]) >= 0.0);
+    assert!(must_metric(&text, "corridor_requests_in_flight", &[("route", "all")]) >= 0.0);
     assert!(
-        must(
+        must_metric(
             &text,
             "corridor_upstream_errors_total",
             &[("upstream", "core"), ("kind", "failed")]
         ) >= 1.0
     );
     assert_eq!(
-        must(
+        must_metric(
             &text,
             "corridor_upstream_target_healthy",
             &[("upstream", "core"), ("target", &core.to_string())]
@@ -366,7 +241,7 @@ filters = [
     );
     for filter in ["cors", "body_limit"] {
         assert!(
-            must(
+            must_metric(
                 &text,
                 "corridor_filter_rejections_total",
                 &[("route", "all"), ("filter", filter)]
@@ -375,34 +250,34 @@ filters = [
         );
     }
     assert!(
-        must(
+        must_metric(
             &text,
             "corridor_config_reloads_total",
             &[("result", "applied")]
         ) >= 0.0
     );
     assert!(
-        must(
+        must_metric(
             &text,
             "corridor_config_reloads_total",
             &[("result", "rejected")]
         ) >= 0.0
     );
-    let version = call(admin, "GET", "/config", None).await.json()["status"]["version"]
+    let version = admin_call(admin, "GET", "/config", None).await.json()["status"]["version"]
         .as_str()
         .unwrap()
         .to_owned();
     assert_eq!(
-        must(&text, "corridor_config_info", &[("version", &version)]),
+        must_metric(&text, "corridor_config_info", &[("version", &version)]),
         1.0
     );
 
     // The counters move with traffic.
     send_n(&gw, "/test/whoami", N).await;
-    let text = metrics(admin).await;
-    let after = must(&text, "corridor_requests_total", &ok);
+    let text = admin_metrics(admin).await;
+    let after = must_metric(&text, "corridor_requests_total", &ok);
     assert!(after >= before + N as f64, "{before} → {after}");
-    let upstream_after = must(
+    let upstream_after = must_metric(
         &text,
         "corridor_upstream_duration_seconds_count",
         &[("upstream", "core")],
@@ -429,7 +304,7 @@ upstream = "core"
 path_prefix = "/accounts"
 "#
     );
-    let gw = start(admin, &config(admin, "", &rest)).await;
+    let gw = Gateway::start_with_admin(&config(admin, "", &rest), admin);
     let c = client();
     // Routed (the core answers 404), and matched by no route at all.
     let resp = c.get(gw.url("/accounts/12345")).send().await.unwrap();
@@ -437,12 +312,12 @@ path_prefix = "/accounts"
     let resp = c.get(gw.url("/x/67890?q=24680")).send().await.unwrap();
     assert_eq!(resp.status(), 404);
 
-    let text = metrics(admin).await;
+    let text = admin_metrics(admin).await;
     for raw in ["12345", "67890", "24680", "/accounts/", "/x/"] {
         assert!(!text.contains(raw), "{raw} appears in:\n{text}");
     }
     assert!(
-        must(
+        must_metric(
             &text,
             "corridor_requests_total",
             &[
@@ -467,14 +342,14 @@ async fn start_with_token() -> (Gateway, u16, tempfile::TempDir) {
         &format!("token_file = \"{}\"", token_file.display()),
         &core_route(core, ""),
     );
-    (start(admin, &text).await, admin, secrets)
+    (Gateway::start_with_admin(&text, admin), admin, secrets)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_guards_every_endpoint_but_healthz() {
     let (_gw, admin, _secrets) = start_with_token().await;
 
-    let answer = get(admin, "/healthz").await;
+    let answer = admin_get(admin, "/healthz").await;
     assert_eq!(answer.status, 200, "{}", answer.body);
 
     let endpoints = [
@@ -486,7 +361,7 @@ async fn a_token_guards_every_endpoint_but_healthz() {
     ];
     for (method, path, with_token) in endpoints {
         for token in [None, Some("wrong-token"), Some("")] {
-            let answer = call(admin, method, path, token).await;
+            let answer = admin_call(admin, method, path, token).await;
             assert_eq!(
                 answer.status, 401,
                 "{method} {path} with {token:?}: {}",
@@ -503,7 +378,7 @@ async fn a_token_guards_every_endpoint_but_healthz() {
             assert_eq!(answer.www_authenticate.as_deref(), Some("Bearer"));
             assert!(!answer.body.contains(TOKEN));
         }
-        let answer = call(admin, method, path, Some(TOKEN)).await;
+        let answer = admin_call(admin, method, path, Some(TOKEN)).await;
         assert_eq!(
             answer.status, with_token,
             "{method} {path} with the token: {}",
@@ -511,14 +386,14 @@ async fn a_token_guards_every_endpoint_but_healthz() {
         );
         assert!(!answer.body.contains(TOKEN), "{method} {path}");
     }
-    let answer = call(admin, "POST", "/reload", Some(TOKEN)).await;
+    let answer = admin_call(admin, "POST", "/reload", Some(TOKEN)).await;
     assert_eq!(answer.json()["result"], "unchanged", "{}", answer.body);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn config_shows_version_and_files_but_never_the_token() {
     let (gw, admin, _secrets) = start_with_token().await;
-    let answer = call(admin, "GET", "/config", Some(TOKEN)).await;
+    let answer = admin_call(admin, "GET", "/config", Some(TOKEN)).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(answer.content_type.starts_with("application/json"));
     assert!(!answer.body.contains(TOKEN), "{}", answer.body);
@@ -549,15 +424,17 @@ async fn config_shows_version_and_files_but_never_the_token() {
             .replace("id = \"all\"", "id = \"everything\""),
     )
     .unwrap();
-    let answer = call(admin, "POST", "/reload", Some(TOKEN)).await;
+    let answer = admin_call(admin, "POST", "/reload", Some(TOKEN)).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(!answer.body.contains(TOKEN));
     for path in ["/config", "/metrics", "/readyz"] {
-        let answer = call(admin, "GET", path, Some(TOKEN)).await;
+        let answer = admin_call(admin, "GET", path, Some(TOKEN)).await;
         assert_eq!(answer.status, 200, "{path}");
         assert!(!answer.body.contains(TOKEN), "{path}: {}", answer.body);
     }
-    let config = call(admin, "GET", "/config", Some(TOKEN)).await.json();
+    let config = admin_call(admin, "GET", "/config", Some(TOKEN))
+        .await
+        .json();
     assert_ne!(config["status"]["version"], version, "{config}");
     assert_eq!(config["routes"][0]["id"], "everything", "{config}");
 }

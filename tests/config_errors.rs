@@ -5,8 +5,7 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 /// A valid config. Cases edit it with [`edit`]; every key sits on a line of its own.
 const BASE: &str = r#"[server]
@@ -428,53 +427,13 @@ async fn an_upstream_with_an_error_is_not_also_reported_unknown_by_its_routes() 
     );
 }
 
-/// Result of `corridor check` on a directory.
-struct CheckedDir {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-    dir: PathBuf,
-    _tmp: tempfile::TempDir,
+/// The base file of a config directory: `BASE` with the route "first" on "/a".
+fn dir_base() -> String {
+    edit(&[
+        ("id = \"all\"", "id = \"first\""),
+        ("path_prefix = \"/\"", "path_prefix = \"/a\""),
+    ])
 }
-
-/// Writes `files` (name, text) into a new directory, in the order given, and checks it.
-fn check_dir(files: &[(&str, &str)]) -> CheckedDir {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("corridor.d");
-    std::fs::create_dir(&dir).unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.join(name), text).unwrap();
-    }
-    let out = Command::new(env!("CARGO_BIN_EXE_corridor"))
-        .args(["check", "--config"])
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    CheckedDir {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        dir,
-        _tmp: tmp,
-    }
-}
-
-const DIR_BASE: &str = r#"[server]
-threads = 1
-
-[[listeners]]
-listen = "127.0.0.1:18080"
-
-[upstreams.core]
-targets = ["127.0.0.1:19000"]
-
-[[routes]]
-id = "first"
-upstream = "core"
-[routes.match]
-path_prefix = "/a"
-"#;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_config_directory_is_merged_in_name_order() {
@@ -488,7 +447,7 @@ path_prefix = "/b"
 "#;
     let checked = check_dir(&[
         ("20-routes.toml", routes),
-        ("10-base.toml", DIR_BASE),
+        ("10-base.toml", &dir_base()),
         ("notes.txt", "not a config file"),
     ]);
     assert!(checked.ok, "{}", checked.stderr);
@@ -512,9 +471,9 @@ upstream = "missing" # HERE
 path_prefix = "/b"
 methods = ["GET", "P O S T"] # THERE
 "#;
-    let checked = check_dir(&[("20-routes.toml", routes), ("10-base.toml", DIR_BASE)]);
+    let checked = check_dir(&[("20-routes.toml", routes), ("10-base.toml", &dir_base())]);
     assert!(!checked.ok, "{}", checked.stdout);
-    let file = checked.dir.join("20-routes.toml");
+    let file = checked.path.join("20-routes.toml");
     assert_reported(
         &checked.stderr,
         &file,
@@ -531,7 +490,7 @@ methods = ["GET", "P O S T"] # THERE
     );
     // Nothing is blamed on the file that is right.
     assert!(
-        reported(&checked.stderr, &checked.dir.join("10-base.toml")).is_empty(),
+        reported(&checked.stderr, &checked.path.join("10-base.toml")).is_empty(),
         "{}",
         checked.stderr
     );
@@ -543,12 +502,12 @@ async fn a_section_set_twice_across_files_is_blamed_on_the_later_file() {
 [server] # HERE
 threads = 2
 "#;
-    let checked = check_dir(&[("20-more.toml", more), ("10-base.toml", DIR_BASE)]);
+    let checked = check_dir(&[("20-more.toml", more), ("10-base.toml", &dir_base())]);
     assert!(!checked.ok, "{}", checked.stdout);
-    let base = checked.dir.join("10-base.toml");
+    let base = checked.path.join("10-base.toml");
     assert_reported(
         &checked.stderr,
-        &checked.dir.join("20-more.toml"),
+        &checked.path.join("20-more.toml"),
         more,
         &[line_of(more, "# HERE")],
         &format!("[server] is already set in {}", base.display()),

@@ -11,69 +11,31 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::routing::get;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The catch-all route to the upstream "core", with no chain.
-const ALL: &str = r#"
-[[routes]]
-id = "all"
-upstream = "core"
-[routes.match]
-path_prefix = "/"
-"#;
-
-/// A gateway config: `server_extra` goes in `[server]`, `upstream_extra` in
-/// `[upstreams.core]`, and `rest` (routes, chains) after them.
-fn config(targets: &[SocketAddr], server_extra: &str, upstream_extra: &str, rest: &str) -> String {
-    let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+/// A route for paths under `prefix` through the chain "buffered": one `json_fields` filter
+/// with these settings, a filter that needs whole bodies, so the gateway buffers them.
+fn buffered_route(json_fields: &str, prefix: &str) -> String {
     format!(
         r#"
-[server]
-threads = 1
-grace_period = "1s"
-{server_extra}
+[chains.buffered]
+filters = [{{ type = "json_fields", {json_fields} }}]
 
-[[listeners]]
-listen = "127.0.0.1:{{port}}"
-
-[upstreams.core]
-targets = [{}]
-{upstream_extra}
-
-{rest}
-"#,
-        targets.join(", ")
+[[routes]]
+id = "buffered"
+upstream = "core"
+chain = "buffered"
+[routes.match]
+path_prefix = "{prefix}"
+"#
     )
-}
-
-/// An address nothing listens on: connecting is refused.
-fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    drop(listener);
-    address
-}
-
-/// Requests the demo core served (its `/test/hits` counter, asked directly).
-async fn hits(core: SocketAddr) -> u64 {
-    let v: Value = client()
-        .get(format!("http://{core}/test/hits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["hits"].as_u64().unwrap()
 }
 
 /// GET /test/echo/edge through the gateway with these headers; returns what the core saw.
 async fn echo_with(gw: &Gateway, headers: &[(&str, &str)]) -> Value {
-    let mut req = client().get(gw.url("/test/echo/edge"));
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let resp = req.send().await.unwrap();
+    let resp = with_headers(client().get(gw.url("/test/echo/edge")), headers)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200, "{}", gw.stderr());
     resp.json().await.unwrap()
 }
@@ -83,159 +45,11 @@ fn seen<'a>(echo: &'a Value, name: &str) -> Option<&'a Value> {
     echo["headers"].get(name)
 }
 
-/// Checks an answer made by the gateway itself: status, problem+json shape, request id. Returns
-/// the body text and its JSON.
-async fn assert_problem(resp: reqwest::Response, status: u16, kind: &str) -> (String, Value) {
-    assert_eq!(resp.status().as_u16(), status);
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = resp.text().await.unwrap();
-    assert_eq!(
-        content_type.as_deref(),
-        Some("application/problem+json"),
-        "{body}"
-    );
-    let problem: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        problem["type"],
-        format!("urn:corridor:problem:{kind}"),
-        "{problem}"
-    );
-    assert!(
-        problem["title"].as_str().is_some_and(|t| !t.is_empty()),
-        "{problem}"
-    );
-    assert_eq!(problem["status"], status, "{problem}");
-    assert!(
-        problem["request_id"]
-            .as_str()
-            .is_some_and(|id| !id.is_empty()),
-        "{problem}"
-    );
-    (body, problem)
-}
-
 /// The body of a problem names no backend: neither its address nor its port.
 fn assert_names_no_backend(body: &str, backend: SocketAddr) {
     assert!(!body.contains(&backend.to_string()), "{body}");
     assert!(!body.contains(&backend.port().to_string()), "{body}");
     assert!(!body.contains("127.0.0.1"), "{body}");
-}
-
-/// A response read off a raw socket.
-struct RawResponse {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl RawResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Decodes a chunked body; `None` until the last chunk has arrived.
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        if data.len() < size + 2 {
-            return None;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
-}
-
-/// Parses `raw` as one whole HTTP/1.1 response; `None` while it is incomplete.
-fn parse_response(raw: &[u8], eof: bool) -> Option<RawResponse> {
-    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..head_end]).expect("response head is text");
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next()?;
-    let status = status_line.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let rest = &raw[head_end + 4..];
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    let body = if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        dechunk(rest)?
-    } else if let Some(len) = get("content-length") {
-        let len: usize = len.parse().expect("content-length is a number");
-        if rest.len() < len {
-            return None;
-        }
-        rest[..len].to_vec()
-    } else if eof {
-        rest.to_vec()
-    } else {
-        return None;
-    };
-    Some(RawResponse {
-        status,
-        headers,
-        body,
-    })
-}
-
-/// Sends `request` as is on a new connection (in one write) and reads one response.
-async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut raw = Vec::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        if let Some(resp) = parse_response(&raw, false) {
-            return resp;
-        }
-        let read = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf))
-            .await
-            .expect("the gateway answers within 20 s");
-        match read {
-            Ok(0) | Err(_) => {
-                return parse_response(&raw, true).unwrap_or_else(|| {
-                    panic!("incomplete response: {:?}", String::from_utf8_lossy(&raw))
-                })
-            }
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
-/// A chunked POST of `chunks` to `path`, ready to send on a raw socket.
-fn chunked_post(gw: &Gateway, path: &str, chunks: &[Vec<u8>]) -> Vec<u8> {
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: text/plain\r\n\
-         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-        gw.port
-    )
-    .into_bytes();
-    for chunk in chunks {
-        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        req.extend_from_slice(chunk);
-        req.extend_from_slice(b"\r\n");
-    }
-    req.extend_from_slice(b"0\r\n\r\n");
-    req
 }
 
 /// Hop-by-hop headers a client may send, and one it names in Connection.
@@ -271,40 +85,30 @@ async fn hop_by_hop_headers_never_reach_the_backend() {
     headers.push(("x-kept", "end-to-end"));
 
     // Sent straight to the core, they all arrive: the client really sends them.
-    let mut direct = client().get(format!("http://{core}/test/echo/edge"));
-    for (name, value) in &headers {
-        direct = direct.header(*name, *value);
-    }
+    let direct = with_headers(
+        client().get(format!("http://{core}/test/echo/edge")),
+        &headers,
+    );
     let direct: Value = direct.send().await.unwrap().json().await.unwrap();
     for (name, _) in &headers {
         assert!(seen(&direct, name).is_some(), "{name}: {direct}");
     }
 
     // Streaming route.
-    let gw = Gateway::start(&config(&[core], "", "", ALL));
+    let gw = Gateway::start(&core_config(&[core], "", "", CATCH_ALL));
     assert_no_hop_by_hop(&echo_with(&gw, &headers).await);
 
     // Buffered route (a filter needs whole bodies): the gateway builds the upstream request
     // itself there.
-    let buffered = r#"
-[chains.buffered]
-filters = [{ type = "json_fields", remove_from_request = ["internal"] }]
-
-[[routes]]
-id = "buffered"
-upstream = "core"
-chain = "buffered"
-[routes.match]
-path_prefix = "/"
-"#;
-    let gw = Gateway::start(&config(&[core], "", "", buffered));
+    let buffered = buffered_route(r#"remove_from_request = ["internal"]"#, "/");
+    let gw = Gateway::start(&core_config(&[core], "", "", &buffered));
     assert_no_hop_by_hop(&echo_with(&gw, &headers).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forwarded_headers_are_set_from_the_real_peer() {
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(&[core], "", "", ALL));
+    let gw = Gateway::start(&core_config(&[core], "", "", CATCH_ALL));
     let echo = echo_with(&gw, &[]).await;
     assert_eq!(
         seen(&echo, "x-forwarded-for").unwrap(),
@@ -322,7 +126,7 @@ async fn forwarded_headers_are_set_from_the_real_peer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn client_forwarded_headers_are_replaced_when_the_peer_is_not_trusted() {
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(&[core], "", "", ALL));
+    let gw = Gateway::start(&core_config(&[core], "", "", CATCH_ALL));
     let echo = echo_with(
         &gw,
         &[
@@ -346,8 +150,7 @@ async fn client_forwarded_headers_are_replaced_when_the_peer_is_not_trusted() {
     );
     assert!(seen(&echo, "forwarded").is_none(), "{echo}");
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let log = gw.access_log();
+    let log = gw.settled_access_log().await;
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0]["client_ip"], "127.0.0.1", "{log:?}");
 }
@@ -355,11 +158,11 @@ async fn client_forwarded_headers_are_replaced_when_the_peer_is_not_trusted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn client_forwarded_for_is_appended_to_when_the_peer_is_a_trusted_proxy() {
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(
+    let gw = Gateway::start(&core_config(
         &[core],
         r#"trusted_proxies = ["127.0.0.1/32"]"#,
         "",
-        ALL,
+        CATCH_ALL,
     ));
     let echo = echo_with(
         &gw,
@@ -377,8 +180,7 @@ async fn client_forwarded_for_is_appended_to_when_the_peer_is_a_trusted_proxy() 
     // A trusted proxy's word on the original scheme is kept.
     assert_eq!(seen(&echo, "x-forwarded-proto").unwrap(), "https", "{echo}");
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let log = gw.access_log();
+    let log = gw.settled_access_log().await;
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0]["client_ip"], "203.0.113.7", "{log:?}");
 }
@@ -386,11 +188,11 @@ async fn client_forwarded_for_is_appended_to_when_the_peer_is_a_trusted_proxy() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trusted_forwarded_for_sent_over_several_lines_is_appended_to_whole() {
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(
+    let gw = Gateway::start(&core_config(
         &[core],
         r#"trusted_proxies = ["127.0.0.1/32"]"#,
         "",
-        ALL,
+        CATCH_ALL,
     ));
     // Two field lines are one list (RFC 9110 §5.3): "203.0.113.7, 198.51.100.2".
     let echo = echo_with(
@@ -407,8 +209,7 @@ async fn a_trusted_forwarded_for_sent_over_several_lines_is_appended_to_whole() 
         "{echo}"
     );
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let log = gw.access_log();
+    let log = gw.settled_access_log().await;
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0]["client_ip"], "198.51.100.2", "{log:?}");
 }
@@ -416,7 +217,7 @@ async fn a_trusted_forwarded_for_sent_over_several_lines_is_appended_to_whole() 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_sent_internal_headers_are_stripped() {
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(&[core], "", "", ALL));
+    let gw = Gateway::start(&core_config(&[core], "", "", CATCH_ALL));
     let echo = echo_with(
         &gw,
         &[
@@ -475,27 +276,12 @@ async fn revealing_upstream_response_headers_are_removed() {
 
     // Streaming route, and a buffered one (a filter needs whole bodies). HTTP/1.1 and h2c
     // clients alike (h2c on buffered routes has a test of its own).
-    let buffered = r#"
-[chains.buffered]
-filters = [{ type = "json_fields", remove_from_response = ["trace"] }]
-
-[[routes]]
-id = "buffered"
-upstream = "core"
-chain = "buffered"
-[routes.match]
-path_prefix = "/"
-"#;
-    for (routes, h2c) in [(ALL, true), (buffered, false)] {
-        let gw = Gateway::start(&config(&[backend], "", "", routes));
+    let buffered = buffered_route(r#"remove_from_response = ["trace"]"#, "/");
+    for (routes, h2c) in [(CATCH_ALL, true), (buffered.as_str(), false)] {
+        let gw = Gateway::start(&core_config(&[backend], "", "", routes));
         let mut clients = vec![client()];
         if h2c {
-            clients.push(
-                reqwest::Client::builder()
-                    .http2_prior_knowledge()
-                    .build()
-                    .unwrap(),
-            );
+            clients.push(h2c_client());
         }
         for c in clients {
             let resp = c.get(gw.url("/")).send().await.unwrap();
@@ -513,7 +299,12 @@ path_prefix = "/"
 #[tokio::test(flavor = "multi_thread")]
 async fn too_many_request_headers_is_a_431_problem() {
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(&[core], "max_header_count = 20", "", ALL));
+    let gw = Gateway::start(&core_config(
+        &[core],
+        "max_header_count = 20",
+        "",
+        CATCH_ALL,
+    ));
 
     // Within the limit: served.
     let mut ok = client().get(gw.url("/test/echo"));
@@ -528,7 +319,7 @@ async fn too_many_request_headers_is_a_431_problem() {
         req = req.header(format!("x-h-{i}"), "v");
     }
     let resp = req.send().await.unwrap();
-    let (body, _) = assert_problem(resp, 431, "headers-too-large").await;
+    let (body, _) = assert_titled_problem(resp, 431, "headers-too-large").await;
     assert_names_no_backend(&body, core);
     assert_eq!(hits(core).await, 1, "a refused request reached the core");
 }
@@ -536,7 +327,12 @@ async fn too_many_request_headers_is_a_431_problem() {
 #[tokio::test(flavor = "multi_thread")]
 async fn too_large_request_headers_is_a_431_problem() {
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(&[core], "max_header_bytes = 4096", "", ALL));
+    let gw = Gateway::start(&core_config(
+        &[core],
+        "max_header_bytes = 4096",
+        "",
+        CATCH_ALL,
+    ));
 
     let small = "a".repeat(2 * 1024);
     let resp = client()
@@ -555,7 +351,7 @@ async fn too_large_request_headers_is_a_431_problem() {
         .send()
         .await
         .unwrap();
-    assert_problem(resp, 431, "headers-too-large").await;
+    assert_titled_problem(resp, 431, "headers-too-large").await;
     assert_eq!(hits(core).await, 1, "a refused request reached the core");
 }
 
@@ -574,7 +370,7 @@ path_prefix = "/"
 #[tokio::test(flavor = "multi_thread")]
 async fn body_limit_refuses_a_declared_content_length_over_the_limit() {
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(&[core], "", "", BODY_LIMIT));
+    let gw = Gateway::start(&core_config(&[core], "", "", BODY_LIMIT));
 
     let resp = client()
         .post(gw.url("/test/echo"))
@@ -593,7 +389,7 @@ async fn body_limit_refuses_a_declared_content_length_over_the_limit() {
         .send()
         .await
         .unwrap();
-    let (_, problem) = assert_problem(resp, 413, "body-too-large").await;
+    let (_, problem) = assert_titled_problem(resp, 413, "body-too-large").await;
     assert_eq!(problem["detail"], "the limit is 1024 bytes", "{problem}");
     assert_eq!(hits(core).await, 1, "a refused request reached the core");
 }
@@ -601,7 +397,7 @@ async fn body_limit_refuses_a_declared_content_length_over_the_limit() {
 #[tokio::test(flavor = "multi_thread")]
 async fn body_limit_refuses_a_chunked_body_over_the_limit() {
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(&[core], "", "", BODY_LIMIT));
+    let gw = Gateway::start(&core_config(&[core], "", "", BODY_LIMIT));
 
     // Under the limit in total: served whole.
     let req = chunked_post(&gw, "/test/echo", &[vec![b'a'; 400], vec![b'b'; 400]]);
@@ -631,7 +427,7 @@ async fn body_limit_refuses_a_chunked_body_over_the_limit() {
 #[tokio::test(flavor = "multi_thread")]
 async fn serves_http1_and_h2c_with_prior_knowledge() {
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(&[core], "", "", ALL));
+    let gw = Gateway::start(&core_config(&[core], "", "", CATCH_ALL));
 
     let resp = client().get(gw.url("/test/echo/v")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -639,11 +435,7 @@ async fn serves_http1_and_h2c_with_prior_knowledge() {
     let echo: Value = resp.json().await.unwrap();
     assert_eq!(echo["path"], "/test/echo/v");
 
-    let h2 = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let h2 = h2c_client();
     let resp = h2.get(gw.url("/test/echo/v?q=1")).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{}", gw.stderr());
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
@@ -668,25 +460,17 @@ async fn serves_http1_and_h2c_with_prior_knowledge() {
 #[tokio::test(flavor = "multi_thread")]
 async fn h2c_requests_reach_an_http1_core_as_http1_on_streaming_and_buffered_routes() {
     let core = demo_core("core-1").await;
-    let buffered = r#"
-[chains.buffered]
-filters = [{ type = "json_fields", remove_from_request = ["internal"] }]
-
-[[routes]]
-id = "buffered"
-upstream = "core"
-chain = "buffered"
-[routes.match]
-path_prefix = "/buffered"
-[routes.rewrite]
-strip_prefix = "/buffered"
-"#;
-    let gw = Gateway::start(&config(&[core], "", "", &format!("{buffered}\n{ALL}")));
-    let h2 = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let buffered = format!(
+        "{}[routes.rewrite]\nstrip_prefix = \"/buffered\"\n",
+        buffered_route(r#"remove_from_request = ["internal"]"#, "/buffered")
+    );
+    let gw = Gateway::start(&core_config(
+        &[core],
+        "",
+        "",
+        &format!("{buffered}\n{CATCH_ALL}"),
+    ));
+    let h2 = h2c_client();
     let authority = format!("127.0.0.1:{}", gw.port);
     // Every route is checked before the test fails, so one run shows every broken one.
     let mut wrong = Vec::new();
@@ -736,7 +520,7 @@ strip_prefix = "/buffered"
 #[tokio::test(flavor = "multi_thread")]
 async fn no_route_is_a_404_problem() {
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(
+    let gw = Gateway::start(&core_config(
         &[core],
         "",
         "",
@@ -749,7 +533,7 @@ path_prefix = "/api"
 "#,
     ));
     let resp = client().get(gw.url("/elsewhere")).send().await.unwrap();
-    let (body, _) = assert_problem(resp, 404, "no-route").await;
+    let (body, _) = assert_titled_problem(resp, 404, "no-route").await;
     assert_names_no_backend(&body, core);
     assert_eq!(hits(core).await, 0);
 }
@@ -757,45 +541,45 @@ path_prefix = "/api"
 #[tokio::test(flavor = "multi_thread")]
 async fn dead_target_is_a_502_problem_then_an_ejected_one_a_503_problem() {
     let dead = closed_port();
-    let gw = Gateway::start(&config(
+    let gw = Gateway::start(&core_config(
         &[dead],
         "",
         r#"retries = 0
 passive_health = { consecutive_failures = 1, ejection_time = "60s" }"#,
-        ALL,
+        CATCH_ALL,
     ));
     let resp = client().get(gw.url("/accounts")).send().await.unwrap();
-    let (body, _) = assert_problem(resp, 502, "upstream-failed").await;
+    let (body, _) = assert_titled_problem(resp, 502, "upstream-failed").await;
     assert_names_no_backend(&body, dead);
 
     // That failure ejected the only target.
     let resp = client().get(gw.url("/accounts")).send().await.unwrap();
-    let (body, _) = assert_problem(resp, 503, "no-healthy-upstream").await;
+    let (body, _) = assert_titled_problem(resp, 503, "no-healthy-upstream").await;
     assert_names_no_backend(&body, dead);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_upstream_is_a_504_problem() {
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(
+    let gw = Gateway::start(&core_config(
         &[core],
         "",
         r#"timeouts = { read = "300ms" }"#,
-        ALL,
+        CATCH_ALL,
     ));
     let resp = client()
         .get(gw.url("/test/slow?ms=3000"))
         .send()
         .await
         .unwrap();
-    let (body, _) = assert_problem(resp, 504, "upstream-timeout").await;
+    let (body, _) = assert_titled_problem(resp, 504, "upstream-timeout").await;
     assert_names_no_backend(&body, core);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upstream_error_answer_passes_through_unchanged() {
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(&[core], "", "", ALL));
+    let gw = Gateway::start(&core_config(&[core], "", "", CATCH_ALL));
     let direct = client()
         .get(format!("http://{core}/accounts/ACC-9999"))
         .send()
@@ -832,7 +616,7 @@ fn peak_rss_kib(pid: i32) -> u64 {
 async fn a_50_mb_response_streams_through_without_being_buffered() {
     const SIZE: u64 = 50 * 1024 * 1024;
     let core = demo_core("core-1").await;
-    let gw = Gateway::start(&config(&[core], "", "", ALL));
+    let gw = Gateway::start(&core_config(&[core], "", "", CATCH_ALL));
     // Warm up, so one-time allocations (pools, first connection) are not counted.
     let warm = client()
         .get(gw.url("/test/bytes?n=65536"))

@@ -5,7 +5,6 @@ mod common;
 use common::*;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
@@ -15,19 +14,12 @@ use serde_json::{json, Value};
 /// A gateway config with one upstream "core" and one catch-all route through chain "web",
 /// whose filters are `filters` (the TOML array's contents). `server_extra` goes in `[server]`.
 fn config(core: SocketAddr, filters: &str, server_extra: &str) -> String {
-    format!(
-        r#"
-[server]
-threads = 1
-grace_period = "1s"
-{server_extra}
-
-[[listeners]]
-listen = "127.0.0.1:{{port}}"
-
-[upstreams.core]
-targets = ["{core}"]
-
+    core_config(
+        &[core],
+        server_extra,
+        "",
+        &format!(
+            r#"
 [chains.web]
 filters = [{filters}]
 
@@ -39,56 +31,15 @@ chain = "web"
 path_prefix = "/"
 methods = ["GET", "POST"]
 "#
+        ),
     )
-}
-
-/// Requests the demo core has served (its `/test/hits` counter, asked directly).
-async fn hits(core: SocketAddr) -> u64 {
-    let v: Value = client()
-        .get(format!("http://{core}/test/hits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["hits"].as_u64().unwrap()
-}
-
-fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
-    resp.headers().get(name).map(|v| v.to_str().unwrap())
-}
-
-/// Checks a problem answer's shape; returns its JSON.
-async fn assert_problem(resp: reqwest::Response, status: u16, kind: &str) -> Value {
-    assert_eq!(resp.status().as_u16(), status);
-    assert_eq!(
-        header(&resp, "content-type"),
-        Some("application/problem+json")
-    );
-    let problem: Value = resp.json().await.unwrap();
-    assert_eq!(
-        problem["type"],
-        format!("urn:corridor:problem:{kind}"),
-        "{problem}"
-    );
-    assert_eq!(problem["status"], status, "{problem}");
-    assert!(
-        problem["request_id"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty()),
-        "{problem}"
-    );
-    problem
 }
 
 /// `8-4-4-4-12` lowercase hex with version 4 and the RFC 4122 variant.
 fn is_uuid_v4(id: &str) -> bool {
     let groups: Vec<&str> = id.split('-').collect();
     groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-        && groups
-            .iter()
-            .all(|g| g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        && groups.iter().all(|g| is_lower_hex(g))
         && groups[2].starts_with('4')
         && groups[3].starts_with(['8', '9', 'a', 'b'])
 }
@@ -202,9 +153,9 @@ async fn request_id_is_generated_echoed_and_sent_to_the_core() {
     assert!(is_uuid_v4(&second_id), "{second_id}");
     assert_ne!(second_id, id);
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let ids: Vec<Value> = gw
-        .access_log()
+        .settled_access_log()
+        .await
         .iter()
         .map(|l| l["request_id"].clone())
         .collect();
@@ -240,14 +191,7 @@ async fn traceparent_keeps_the_trace_id_with_a_new_parent_id() {
     assert_eq!(echo["headers"]["tracestate"], "vendor=opaque");
 
     // No traceparent: a new trace is started.
-    let echo: Value = client()
-        .get(gw.url("/test/echo"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo = fetch_json(&gw.url("/test/echo")).await;
     let tp = echo["headers"]["traceparent"].as_str().unwrap();
     assert_eq!(tp.len(), 55, "{tp}");
     assert!(tp.starts_with("00-") && !tp.contains(trace_id), "{tp}");
@@ -276,10 +220,7 @@ async fn a_rejected_call_carries_the_same_request_id_as_its_problem() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_gateways_own_problems_carry_cors_and_request_id_headers() {
     // Nothing listens there: every call is a 502 made by the gateway.
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    let dead = closed_port();
     let filters = format!("{CORS}, {REQUEST_ID}");
     let text = config(dead, &filters, "").replace(
         &format!("targets = [\"{dead}\"]"),
@@ -362,14 +303,7 @@ const JSON_FIELDS: &str = r#"{ type = "json_fields", remove_from_response = ["tr
 async fn json_fields_removes_a_field_from_the_core_answer_with_a_correct_length() {
     let core = demo_core("core-1").await;
     let gw = Gateway::start(&config(core, JSON_FIELDS, ""));
-    let direct: Value = client()
-        .get(format!("http://{core}/accounts/ACC-9999"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let direct = fetch_json(&format!("http://{core}/accounts/ACC-9999")).await;
     assert!(direct.get("trace").is_some(), "{direct}");
 
     let resp = client()

@@ -5,22 +5,11 @@ mod common;
 use common::*;
 
 use std::net::SocketAddr;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// Requests the demo core has received so far (its `/test/hits` counter, asked directly).
-async fn hits(core: SocketAddr) -> u64 {
-    let v: Value = client()
-        .get(format!("http://{core}/test/hits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["hits"].as_u64().unwrap()
-}
+use tokio::task::JoinHandle;
 
 /// `simple_config` with a grace period long enough for a 1 s request to finish in it.
 fn config(core: SocketAddr) -> String {
@@ -29,10 +18,19 @@ fn config(core: SocketAddr) -> String {
     text.replace("grace_period = \"1s\"", "grace_period = \"3s\"")
 }
 
+/// [`Gateway::terminate`] on a blocking thread (it waits for the exit); the gateway comes back
+/// with its exit status.
+fn terminate_in_background(mut gw: Gateway) -> JoinHandle<(Gateway, ExitStatus)> {
+    tokio::task::spawn_blocking(move || {
+        let status = gw.terminate();
+        (gw, status)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
     let core = demo_core("core-1").await;
-    let mut gw = Gateway::start(&config(core));
+    let gw = Gateway::start(&config(core));
     let addr = gw.addr();
 
     let url = gw.url("/test/slow?ms=1000");
@@ -55,10 +53,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
     assert!(!in_flight.is_finished(), "the slow request ended too soon");
 
     // terminate() blocks until the process exits.
-    let stopping = tokio::task::spawn_blocking(move || {
-        let status = gw.terminate();
-        (gw, status)
-    });
+    let stopping = terminate_in_background(gw);
 
     let (status, body) = in_flight
         .await
@@ -92,17 +87,12 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_cleanly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_on_an_idle_gateway_exits_cleanly() {
     let core = demo_core("core-1").await;
-    let mut gw = Gateway::start(&config(core));
+    let gw = Gateway::start(&config(core));
     let addr = gw.addr();
     let resp = client().get(gw.url("/test/echo")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 
-    let (gw, exit) = tokio::task::spawn_blocking(move || {
-        let status = gw.terminate();
-        (gw, status)
-    })
-    .await
-    .unwrap();
+    let (gw, exit) = terminate_in_background(gw).await.unwrap();
     assert!(exit.success(), "exit status {exit}: {}", gw.stderr());
     assert_eq!(
         std::net::TcpStream::connect(addr).unwrap_err().kind(),
@@ -113,15 +103,12 @@ async fn sigterm_on_an_idle_gateway_exits_cleanly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn new_connections_are_refused_once_the_drain_has_started() {
     let core = demo_core("core-1").await;
-    let mut gw = Gateway::start(&config(core));
+    let gw = Gateway::start(&config(core));
     let addr = gw.addr();
     let resp = client().get(gw.url("/test/echo")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 
-    let stopping = tokio::task::spawn_blocking(move || {
-        let status = gw.terminate();
-        (gw, status)
-    });
+    let stopping = terminate_in_background(gw);
     // The drain lasts the 3 s grace period; the listener must close at its start, not at exit.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

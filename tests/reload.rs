@@ -1,114 +1,24 @@
 mod common;
 use common::*;
 
+use std::fmt::Display;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A gateway run on a config path chosen by the test (a symlink, a directory), with its
-/// logs kept outside the watched directory. Killed when dropped.
-struct Proc {
-    child: Option<Child>,
-    port: u16,
-    admin: u16,
-    logs: tempfile::TempDir,
-}
-
-impl Proc {
-    fn start(config: &Path, port: u16, admin: u16) -> Proc {
-        let logs = tempfile::tempdir().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_corridor"))
-            .args(["run", "--config"])
-            .arg(config)
-            .stdout(std::fs::File::create(logs.path().join("stdout.log")).unwrap())
-            .stderr(std::fs::File::create(logs.path().join("stderr.log")).unwrap())
-            .spawn()
-            .expect("corridor starts");
-        let mut proc = Proc {
-            child: Some(child),
-            port,
-            admin,
-            logs,
-        };
-        proc.wait_ready();
-        proc
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && TcpStream::connect(("127.0.0.1", self.admin)).is_ok()
-            {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("corridor exited with {status}: {}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("corridor did not listen: {}", self.stderr());
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
-    }
-
-    fn admin_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.admin, path)
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.logs.path().join("stderr.log")).unwrap_or_default()
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    fn assert_alive(&mut self) {
-        if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-            panic!("corridor exited with {status}: {}", self.stderr());
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+/// `[server]` settings of every config here: no access log, and no rescan in a test's time, so
+/// only file events, SIGHUP and POST /reload reload.
+const RELOAD_SERVER: &str = "access_log = \"off\"\nconfig_rescan = \"1h\"";
 
 /// Two upstreams, "a" and "b"; the route "who" sends /who to `to`'s /test/whoami.
-fn who_config(
-    port: impl std::fmt::Display,
-    admin: u16,
-    a: SocketAddr,
-    b: SocketAddr,
-    to: &str,
-) -> String {
+fn who_config(port: impl Display, admin: u16, a: SocketAddr, b: SocketAddr, to: &str) -> String {
     format!(
-        r#"
-[server]
-threads = 2
-grace_period = "1s"
-access_log = "off"
-config_rescan = "1h"
-
-[admin]
-listen = "127.0.0.1:{admin}"
-
-[[listeners]]
-listen = "127.0.0.1:{port}"
-
+        r#"{}
+{}
 [upstreams.a]
 targets = ["{a}"]
 
@@ -123,7 +33,9 @@ path = "/who"
 [routes.rewrite]
 strip_prefix = "/who"
 add_prefix = "/test/whoami"
-"#
+"#,
+        config_head(2, port, RELOAD_SERVER),
+        admin_section(admin, ""),
     )
 }
 
@@ -153,76 +65,17 @@ async fn who(c: &reqwest::Client, url: &str) -> Result<String, String> {
     Ok(body)
 }
 
-async fn get_json(url: &str) -> (u16, Value) {
-    let resp = client().get(url).send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-    (status, value)
+async fn post_reload(gw: &Gateway) -> (u16, Value, String) {
+    let answer = admin_call(gw.admin_port(), "POST", "/reload", None).await;
+    (answer.status, answer.json(), answer.content_type)
 }
 
-async fn post_reload(proc: &Proc) -> (u16, Value, String) {
-    let resp = client()
-        .post(proc.admin_url("/reload"))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let text = resp.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-    (status, value, content_type)
+async fn running_config(gw: &Gateway) -> Value {
+    admin_json(gw.admin_port(), "/config").await
 }
 
-async fn running_config(proc: &Proc) -> Value {
-    let (status, value) = get_json(&proc.admin_url("/config")).await;
-    assert_eq!(status, 200, "{value}");
-    value
-}
-
-async fn metrics_text(proc: &Proc) -> String {
-    let resp = client()
-        .get(proc.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.text().await.unwrap()
-}
-
-/// The value of the series `name` whose labels include all of `labels`.
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (series_name, pairs) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.strip_suffix('}')?),
-                None => (series, ""),
-            };
-            if series_name != name {
-                return None;
-            }
-            let pairs: Vec<(&str, &str)> = pairs
-                .split(',')
-                .filter(|p| !p.is_empty())
-                .filter_map(|p| p.split_once('='))
-                .map(|(k, v)| (k, v.trim_matches('"')))
-                .collect();
-            labels
-                .iter()
-                .all(|l| pairs.contains(l))
-                .then(|| value.parse().ok())
-                .flatten()
-        })
-}
-
-async fn reloads(proc: &Proc, result: &str) -> f64 {
-    let text = metrics_text(proc).await;
+async fn reloads(gw: &Gateway, result: &str) -> f64 {
+    let text = admin_metrics(gw.admin_port()).await;
     metric(
         &text,
         "corridor_config_reloads_total",
@@ -268,17 +121,17 @@ async fn wait_for_backend(
     }
 }
 
-async fn wait_for_last_error(proc: &Proc, within: Duration) -> Value {
+async fn wait_for_last_error(gw: &Gateway, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let config = running_config(proc).await;
+        let config = running_config(gw).await;
         if !config["status"]["last_error"].is_null() {
             return config;
         }
         assert!(
             Instant::now() < deadline,
             "no last_error within {within:?}: {config}\n{}",
-            proc.stderr()
+            gw.stderr()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -293,7 +146,7 @@ async fn soak_reloads_under_load_lose_no_request_and_never_apply_a_broken_config
     let path = dir.path().join("corridor.toml");
     let config = |to: &str| who_config(port, admin, a, b, to);
     std::fs::write(&path, config("a")).unwrap();
-    let mut gw = Proc::start(&path, port, admin);
+    let mut gw = Gateway::start_at(&path, port, admin);
     let url = gw.url("/who");
     let c = client();
     assert_eq!(who(&c, &url).await, Ok("a".to_owned()), "{}", gw.stderr());
@@ -420,7 +273,7 @@ async fn configmap_swap_is_seen(config_path: impl Fn(&Path) -> PathBuf) {
     let (port, admin) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
     configmap_init(dir.path(), "2026_v1", &who_config(port, admin, a, b, "a"));
-    let gw = Proc::start(&config_path(dir.path()), port, admin);
+    let gw = Gateway::start_at(&config_path(dir.path()), port, admin);
     let (c, url) = (client(), gw.url("/who"));
     assert_eq!(who(&c, &url).await, Ok("a".to_owned()), "{}", gw.stderr());
 
@@ -487,7 +340,7 @@ async fn sighup_applies_a_change_no_watcher_saw() {
     let b = demo_core("b").await;
     let (port, admin) = (free_port(), free_port());
     let files = unwatched(&who_config(port, admin, a, b, "a"));
-    let mut gw = Proc::start(&files.config, port, admin);
+    let mut gw = Gateway::start_at(&files.config, port, admin);
     let (c, url) = (client(), gw.url("/who"));
     assert_eq!(who(&c, &url).await, Ok("a".to_owned()), "{}", gw.stderr());
     let applied = reloads(&gw, "applied").await;
@@ -499,11 +352,7 @@ async fn sighup_applies_a_change_no_watcher_saw() {
     assert_eq!(who(&c, &url).await, Ok("a".to_owned()));
     assert_eq!(reloads(&gw, "applied").await, applied);
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(gw.pid()),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
+    gw.signal(nix::sys::signal::Signal::SIGHUP);
     wait_for_backend(&c, &url, "b", Duration::from_secs(10))
         .await
         .unwrap_or_else(|e| panic!("after SIGHUP: {e}\n{}", gw.stderr()));
@@ -520,7 +369,7 @@ async fn post_reload_reports_unchanged_applied_and_rejected() {
     let b = demo_core("b").await;
     let (port, admin) = (free_port(), free_port());
     let files = unwatched(&who_config(port, admin, a, b, "a"));
-    let gw = Proc::start(&files.config, port, admin);
+    let gw = Gateway::start_at(&files.config, port, admin);
     let (c, url) = (client(), gw.url("/who"));
     let v1 = running_config(&gw).await["status"]["version"].clone();
     assert!(v1.as_str().is_some_and(|v| !v.is_empty()), "{v1}");
@@ -606,19 +455,8 @@ fn ejecting_config(
         ""
     };
     format!(
-        r#"
-[server]
-threads = 1
-grace_period = "1s"
-access_log = "off"
-config_rescan = "1h"
-
-[admin]
-listen = "127.0.0.1:{admin}"
-
-[[listeners]]
-listen = "127.0.0.1:{port}"
-
+        r#"{}
+{}
 [upstreams.core]
 targets = ["{good}", "{bad}"]
 retries = {retries}
@@ -626,15 +464,11 @@ retries = {retries}
 [upstreams.core.passive_health]
 consecutive_failures = 1
 ejection_time = "60s"
-
-[[routes]]
-id = "all"
-upstream = "core"
-[routes.match]
-path_prefix = "/"
-
+{CATCH_ALL}
 {extra}
-"#
+"#,
+        config_head(1, port, RELOAD_SERVER),
+        admin_section(admin, ""),
     )
 }
 
@@ -650,7 +484,7 @@ async fn a_502_is_seen(c: &reqwest::Client, url: &str) -> bool {
     false
 }
 
-async fn target_available(gw: &Proc, label: &str) -> bool {
+async fn target_available(gw: &Gateway, label: &str) -> bool {
     let config = running_config(gw).await;
     let targets = config["upstreams"]
         .as_array()
@@ -667,7 +501,7 @@ async fn target_available(gw: &Proc, label: &str) -> bool {
 /// Writes the config where the watcher sees it, then reloads through the admin API too (the
 /// watcher may get there first, then the answer is "unchanged"), and waits until the
 /// version is not `old`.
-async fn reload_to(gw: &Proc, path: &Path, text: &str, old: &Value) -> Value {
+async fn reload_to(gw: &Gateway, path: &Path, text: &str, old: &Value) -> Value {
     write_like_an_editor(path, text);
     let (status, body, _) = post_reload(gw).await;
     assert_eq!(status, 200, "{body}");
@@ -693,7 +527,7 @@ async fn an_unchanged_upstream_keeps_its_ejections_across_a_reload_and_a_changed
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("corridor.toml");
     std::fs::write(&path, ejecting_config(port, admin, [good, bad], 1, false)).unwrap();
-    let gw = Proc::start(&path, port, admin);
+    let gw = Gateway::start_at(&path, port, admin);
     let (c, url) = (client(), gw.url("/test/whoami"));
     let bad_label = bad.to_string();
 
@@ -752,7 +586,7 @@ async fn a_listener_change_is_refused_and_the_old_listener_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("corridor.toml");
     std::fs::write(&path, who_config(port, admin, a, b, "a")).unwrap();
-    let gw = Proc::start(&path, port, admin);
+    let gw = Gateway::start_at(&path, port, admin);
     let (c, url) = (client(), gw.url("/who"));
     let version = running_config(&gw).await["status"]["version"].clone();
 
@@ -795,32 +629,6 @@ async fn a_listener_change_is_refused_and_the_old_listener_keeps_serving() {
     );
 }
 
-async fn admin_json(admin: u16, path: &str) -> Value {
-    let (status, value) = get_json(&format!("http://127.0.0.1:{admin}{path}")).await;
-    assert_eq!(status, 200, "{value}");
-    value
-}
-
-async fn admin_metric(admin: u16, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = client()
-        .get(format!("http://127.0.0.1:{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metric(&text, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?}:\n{text}"))
-}
-
-async fn wait_for_admin(admin: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", admin)).is_err() {
-        assert!(Instant::now() < deadline, "no admin listener");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 // The harness's layout: the process's stdout (the access log) and stderr are files in the
 // directory that holds the config, so the watcher sees them change with every log line.
 
@@ -832,8 +640,7 @@ async fn a_busy_log_file_beside_the_config_does_not_hold_a_reload_back() {
     // The access log goes to stdout, which the harness writes to access.log beside the config.
     let config =
         |to: &str| who_config("{port}", admin, a, b, to).replace("access_log = \"off\"\n", "");
-    let gw = Gateway::start(&config("a"));
-    wait_for_admin(admin).await;
+    let gw = Gateway::start_with_admin(&config("a"), admin);
     let (c, url) = (client(), gw.url("/who"));
     assert_eq!(who(&c, &url).await, Ok("a".to_owned()), "{}", gw.stderr());
 
@@ -868,8 +675,7 @@ async fn a_rejected_config_is_not_retried_until_something_changes() {
     let a = demo_core("a").await;
     let b = demo_core("b").await;
     let admin = free_port();
-    let gw = Gateway::start(&who_config("{port}", admin, a, b, "a"));
-    wait_for_admin(admin).await;
+    let gw = Gateway::start_with_admin(&who_config("{port}", admin, a, b, "a"), admin);
     let path = gw.dir.path().join("corridor.toml");
     let broken = format!("{}\n[[routes]\n", who_config(gw.port, admin, a, b, "b"));
     write_like_an_editor(&path, &broken);
@@ -881,9 +687,17 @@ async fn a_rejected_config_is_not_retried_until_something_changes() {
     // Let the editor's burst (temp file, rename) settle, then nothing changes for 2 s.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let labels = [("result", "rejected")];
-    let before = admin_metric(admin, "corridor_config_reloads_total", &labels).await;
+    let before = must_metric(
+        &admin_metrics(admin).await,
+        "corridor_config_reloads_total",
+        &labels,
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = admin_metric(admin, "corridor_config_reloads_total", &labels).await;
+    let after = must_metric(
+        &admin_metrics(admin).await,
+        "corridor_config_reloads_total",
+        &labels,
+    );
     assert_eq!(
         after,
         before,

@@ -10,24 +10,11 @@ use serde_json::Value;
 
 /// A config with one upstream per `(name, address)` and the given `[[routes]]` text.
 fn config_with(upstreams: &[(&str, SocketAddr)], routes: &str) -> String {
-    let mut text = String::from(
-        r#"
-[server]
-threads = 1
-grace_period = "1s"
-
-[[listeners]]
-listen = "127.0.0.1:{port}"
-"#,
-    );
-    for (name, address) in upstreams {
-        text.push_str(&format!(
-            "\n[upstreams.{name}]\ntargets = [\"{address}\"]\n"
-        ));
-    }
-    text.push('\n');
-    text.push_str(routes);
-    text
+    let upstreams: String = upstreams
+        .iter()
+        .map(|(name, address)| format!("\n[upstreams.{name}]\ntargets = [\"{address}\"]\n"))
+        .collect();
+    gateway_config("", &format!("{upstreams}\n{routes}"))
 }
 
 /// Demo cores whose instance name is the upstream name, so the echo tells the route taken.
@@ -42,11 +29,10 @@ async fn cores(names: &[&'static str]) -> Vec<(&'static str, SocketAddr)> {
 /// Sends a request and returns the status and the body parsed as JSON (Null if it is not).
 async fn send(gw: &Gateway, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = client().request(method, gw.url(path));
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let resp = req.send().await.unwrap();
+    let resp = with_headers(client().request(method, gw.url(path)), headers)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let body = resp.bytes().await.unwrap();
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
@@ -397,31 +383,8 @@ host = "api.example.com"
             .await
             .unwrap();
         assert_eq!(resp.status(), 404, "{method} {path} {host}");
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string());
-        assert_eq!(
-            content_type.as_deref(),
-            Some("application/problem+json"),
-            "{method} {path}"
-        );
-        let problem: Value = resp.json().await.unwrap();
-        assert_eq!(
-            problem["type"], "urn:corridor:problem:no-route",
-            "{problem}"
-        );
-        assert_eq!(problem["status"], 404, "{problem}");
-        assert!(
-            problem["title"].as_str().is_some_and(|t| !t.is_empty()),
-            "{problem}"
-        );
-        let id = problem["request_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        assert!(!id.is_empty(), "{problem}");
-        ids.push(id);
+        let (_, problem) = assert_titled_problem(resp, 404, "no-route").await;
+        ids.push(problem["request_id"].as_str().unwrap().to_string());
     }
     ids.sort();
     ids.dedup();
@@ -432,15 +395,7 @@ host = "api.example.com"
     );
 
     // The gateway answered these itself: the backend never saw them.
-    let hits: Value = c
-        .get(format!("http://{core}/test/hits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(hits["hits"], 0, "{hits}");
+    assert_eq!(hits(core).await, 0);
     // And the route does work when everything matches.
     let ok = c
         .get(gw.url("/test/echo/x"))

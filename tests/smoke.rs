@@ -10,8 +10,7 @@ async fn proxies_to_the_demo_core_and_logs_the_request() {
     assert_eq!(resp.status(), 200);
     let accounts: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(accounts.as_array().unwrap().len(), 3);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let log = gw.access_log();
+    let log = gw.settled_access_log().await;
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0]["route"], "all");
     assert_eq!(log[0]["status"], 200);

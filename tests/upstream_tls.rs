@@ -3,11 +3,12 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 
@@ -59,28 +60,25 @@ async fn tls_backend(config: ServerConfig) -> SocketAddr {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let Ok(n) = tls.read(&mut buf).await else {
+                // One answer per request head, until the client goes away.
+                while read_head(&mut tls, &mut Vec::new()).await.is_ok() {
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nover tls";
+                    if tls.write_all(answer).await.is_err() {
                         return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&buf[..n]);
-                    if request.windows(4).any(|w| w == b"\r\n\r\n") {
-                        request.clear();
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nover tls";
-                        if tls.write_all(answer).await.is_err() {
-                            return;
-                        }
                     }
                 }
             });
         }
     });
     addr
+}
+
+/// Writes the CA certificate to a file, in a directory removed when dropped.
+fn write_ca(ca_pem: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("core-ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    (dir, ca)
 }
 
 fn tls_config(backend: SocketAddr, upstream_extra: &str) -> String {
@@ -91,9 +89,7 @@ fn tls_config(backend: SocketAddr, upstream_extra: &str) -> String {
 async fn reaches_a_tls_core_signed_by_the_configured_ca() {
     let pki = pki();
     let backend = tls_backend(pki.server).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("core-ca.pem");
-    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let (_dir, ca) = write_ca(&pki.ca_pem);
     let gw = Gateway::start(&tls_config(
         backend,
         &format!("sni = \"localhost\"\nca_file = \"{}\"", ca.display()),
@@ -119,9 +115,7 @@ async fn refuses_a_core_whose_certificate_is_not_trusted() {
 async fn refuses_a_core_whose_name_does_not_match() {
     let pki = pki();
     let backend = tls_backend(pki.server).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("core-ca.pem");
-    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let (_dir, ca) = write_ca(&pki.ca_pem);
     let gw = Gateway::start(&tls_config(
         backend,
         &format!(

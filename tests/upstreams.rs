@@ -5,58 +5,12 @@ mod common;
 use common::*;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A gateway config: `targets` is the TOML array's contents, `upstream_extra` goes in
-/// `[upstreams.core]` (sub-tables allowed), `server_extra` in `[server]`.
-fn config(targets: &str, upstream_extra: &str, server_extra: &str) -> String {
-    format!(
-        r#"
-[server]
-threads = 1
-grace_period = "1s"
-{server_extra}
-
-[[listeners]]
-listen = "127.0.0.1:{{port}}"
-
-[upstreams.core]
-targets = [{targets}]
-{upstream_extra}
-
-[[routes]]
-id = "all"
-upstream = "core"
-[routes.match]
-path_prefix = "/"
-"#
-    )
-}
-
-fn quoted(addresses: &[SocketAddr]) -> String {
-    addresses
-        .iter()
-        .map(|a| format!("\"{a}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// An address nothing listens on: connecting is refused.
-fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    drop(listener);
-    address
-}
 
 /// A time limit for a polling loop.
 struct Deadline {
@@ -107,124 +61,6 @@ async fn whoami_with(c: &reqwest::Client, gw: &Gateway, name: &str, value: &str)
     resp.text().await.unwrap()
 }
 
-async fn hits(core: SocketAddr) -> u64 {
-    let v: Value = client()
-        .get(format!("http://{core}/test/hits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["hits"].as_u64().unwrap()
-}
-
-/// Checks a gateway-made problem answer and returns its body.
-async fn assert_problem(resp: reqwest::Response, status: u16, kind: &str) -> Value {
-    assert_eq!(resp.status().as_u16(), status);
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string());
-    let body = resp.text().await.unwrap();
-    assert_eq!(
-        content_type.as_deref(),
-        Some("application/problem+json"),
-        "{body}"
-    );
-    let problem: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        problem["type"],
-        format!("urn:corridor:problem:{kind}"),
-        "{problem}"
-    );
-    assert_eq!(problem["status"], status, "{problem}");
-    assert!(
-        problem["request_id"]
-            .as_str()
-            .is_some_and(|id| !id.is_empty()),
-        "{problem}"
-    );
-    problem
-}
-
-/// A backend whose health and errors the test switches.
-struct Switchable {
-    name: &'static str,
-    /// `/health` answers 200 when set, 503 otherwise.
-    healthy: AtomicBool,
-    /// `/who` answers 502 when set.
-    broken: AtomicBool,
-    /// Requests to `/who`.
-    hits: AtomicUsize,
-    /// Requests to `/health`.
-    checks: AtomicUsize,
-}
-
-async fn switchable(name: &'static str) -> (SocketAddr, Arc<Switchable>) {
-    let state = Arc::new(Switchable {
-        name,
-        healthy: AtomicBool::new(true),
-        broken: AtomicBool::new(false),
-        hits: AtomicUsize::new(0),
-        checks: AtomicUsize::new(0),
-    });
-    let router = axum::Router::new()
-        .route(
-            "/health",
-            get(|State(s): State<Arc<Switchable>>| async move {
-                s.checks.fetch_add(1, Ordering::SeqCst);
-                if s.healthy.load(Ordering::SeqCst) {
-                    StatusCode::OK
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-            }),
-        )
-        .route(
-            "/who",
-            get(|State(s): State<Arc<Switchable>>| async move {
-                s.hits.fetch_add(1, Ordering::SeqCst);
-                if s.broken.load(Ordering::SeqCst) {
-                    (StatusCode::BAD_GATEWAY, s.name)
-                } else {
-                    (StatusCode::OK, s.name)
-                }
-            }),
-        )
-        .with_state(state.clone());
-    (serve(router).await, state)
-}
-
-/// A raw TCP backend that reads a request head, then closes without answering. Counts the
-/// connections it accepted.
-async fn hang_up_backend() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                drop(socket);
-            });
-        }
-    });
-    (address, accepted)
-}
-
 fn tally(names: impl IntoIterator<Item = String>) -> HashMap<String, usize> {
     let mut out = HashMap::new();
     for name in names {
@@ -257,10 +93,10 @@ async fn round_robin_spreads_evenly_over_three_targets() {
 async fn round_robin_follows_weights() {
     let heavy = demo_core("heavy").await;
     let light = demo_core("light").await;
-    let gw = Gateway::start(&config(
-        &format!(r#"{{ address = "{heavy}", weight = 3 }}, "{light}""#),
+    let weighted = format!(r#"{{ address = "{heavy}", weight = 3 }}, "{light}""#);
+    let gw = Gateway::start(&gateway_config(
         "",
-        "",
+        &format!("{}{CATCH_ALL}", core_upstream(&weighted, "")),
     ));
     let c = client();
     let mut seen = Vec::new();
@@ -382,7 +218,7 @@ async fn consistent_hash_on_client_ip_is_sticky() {
     let upstream = "balance = \"consistent_hash\"\nhash_on = \"client_ip\"";
 
     // The peer is not a trusted proxy: X-Forwarded-For is ignored, every request is 127.0.0.1.
-    let gw = Gateway::start(&config(&quoted(&targets), upstream, ""));
+    let gw = Gateway::start(&simple_config(&targets, upstream, ""));
     let mut seen = Vec::new();
     for i in 0..20 {
         // A new client each time: a new connection and source port.
@@ -405,10 +241,11 @@ async fn consistent_hash_on_client_ip_is_sticky() {
 
     // Behind a trusted proxy the client IP comes from X-Forwarded-For: each stays put, and
     // different ones spread.
-    let gw = Gateway::start(&config(
-        &quoted(&targets),
-        upstream,
+    let gw = Gateway::start(&core_config(
+        &targets,
         "trusted_proxies = [\"127.0.0.1\"]",
+        upstream,
+        CATCH_ALL,
     ));
     for ip in ["203.0.113.9", "198.51.100.20"] {
         let first = whoami_with(&client(), &gw, "x-forwarded-for", ip).await;
@@ -802,38 +639,6 @@ async fn retries_bound_the_number_of_attempts() {
     for _ in 0..6 {
         assert_eq!(whoami(&c, &gw).await, "b");
     }
-}
-
-/// Sends `GET path` on `stream` and reads one response head and its Content-Length body.
-/// Returns the head (lowercased) or the I/O failure.
-async fn raw_get(stream: &mut tokio::net::TcpStream, path: &str) -> std::io::Result<String> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: gateway.test\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        seen.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&seen[..head_end]).to_ascii_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map_or(0, |v| v.trim().parse().unwrap());
-    while seen.len() < head_end + length {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        seen.extend_from_slice(&buf[..n]);
-    }
-    Ok(head)
 }
 
 #[tokio::test(flavor = "multi_thread")]

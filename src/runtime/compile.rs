@@ -89,8 +89,21 @@ pub fn compile(config: &Config, env: &BuildEnv) -> Result<Runtime, Vec<ConfigErr
 
     let mut routes = Vec::new();
     let mut ids = HashSet::new();
-    let empty_chain = Arc::new(Chain::default());
-    let defined_upstreams: HashSet<&str> = config.upstreams.keys().map(String::as_str).collect();
+    let targets = Targets {
+        upstreams: &upstreams,
+        chains: &chains,
+        empty_chain: Arc::new(Chain::default()),
+        defined_upstreams: config.upstreams.keys().map(String::as_str).collect(),
+    };
+    let previous_routes: std::collections::HashMap<&str, &Arc<Route>> = previous
+        .map(|p| {
+            p.router
+                .routes()
+                .iter()
+                .map(|r| (r.id.as_ref(), r))
+                .collect()
+        })
+        .unwrap_or_default();
     for route in &config.routes {
         let id = route.value.id.get_ref();
         if !ids.insert(id.clone()) {
@@ -101,15 +114,13 @@ pub fn compile(config: &Config, env: &BuildEnv) -> Result<Runtime, Vec<ConfigErr
         }
         let built = build_route(
             route,
-            &upstreams,
-            &chains,
-            &empty_chain,
-            &defined_upstreams,
+            &targets,
+            previous_routes.get(id.as_str()).copied(),
             env,
             &mut errors,
         );
         if let Some(built) = built {
-            routes.push(Arc::new(built));
+            routes.push(built);
         }
     }
     if config.routes.is_empty() {
@@ -547,21 +558,31 @@ fn parse_ca(pem: &[u8]) -> Result<Arc<[WrappedX509]>, String> {
     Ok(Arc::from(certs.into_boxed_slice()))
 }
 
+/// What routes may refer to.
+struct Targets<'a> {
+    upstreams: &'a BTreeMap<String, Arc<Upstream>>,
+    chains: &'a BTreeMap<String, BuiltChain>,
+    empty_chain: Arc<Chain>,
+    /// Upstreams declared, built or not (one with errors was reported already).
+    defined_upstreams: HashSet<&'a str>,
+}
+
 fn build_route(
     at: &Located<RouteConfig>,
-    upstreams: &BTreeMap<String, Arc<Upstream>>,
-    chains: &BTreeMap<String, BuiltChain>,
-    empty_chain: &Arc<Chain>,
-    defined_upstreams: &HashSet<&str>,
+    targets: &Targets<'_>,
+    kept: Option<&Arc<Route>>,
     env: &BuildEnv,
     errors: &mut Vec<ConfigError>,
-) -> Option<Route> {
+) -> Option<Arc<Route>> {
     let route = &at.value;
     let id = route.id.get_ref();
     let before = errors.len();
-    let upstream = upstreams.get(route.upstream.get_ref()).cloned();
-    // An upstream that exists but has errors of its own was reported already.
-    if upstream.is_none() && !defined_upstreams.contains(route.upstream.get_ref().as_str()) {
+    let upstream = targets.upstreams.get(route.upstream.get_ref()).cloned();
+    if upstream.is_none()
+        && !targets
+            .defined_upstreams
+            .contains(route.upstream.get_ref().as_str())
+    {
         errors.push(at.error_at(
             route.upstream.span(),
             format!(
@@ -571,9 +592,9 @@ fn build_route(
         ));
     }
     let chain = match &route.chain {
-        None => Some(empty_chain.clone()),
+        None => Some(targets.empty_chain.clone()),
         Some(name) => {
-            let found = chains.get(name.get_ref()).map(|c| c.chain.clone());
+            let found = targets.chains.get(name.get_ref()).map(|c| c.chain.clone());
             if found.is_none() {
                 errors.push(at.error_at(
                     name.span(),
@@ -583,6 +604,15 @@ fn build_route(
             found
         }
     };
+    // The same definition over the same upstream and chain: keep the compiled route (its
+    // regexes and metric handles) instead of building it again.
+    if let (Some(kept), Some(upstream), Some(chain)) = (kept, &upstream, &chain) {
+        let same_chain =
+            Arc::ptr_eq(&kept.chain, chain) || (kept.chain.is_empty() && chain.is_empty());
+        if kept.definition == *route && Arc::ptr_eq(&kept.upstream, upstream) && same_chain {
+            return Some(kept.clone());
+        }
+    }
     let matcher = build_matcher(id, &route.matcher, at, errors);
     let regex = match (&route.rewrite.regex_replace, &matcher) {
         (None, _) => None,
@@ -614,7 +644,7 @@ fn build_route(
     if errors.len() > before {
         return None;
     }
-    Some(Route {
+    Some(Arc::new(Route {
         id: Arc::from(id.as_str()),
         priority: route.priority,
         matcher: matcher?,
@@ -626,7 +656,8 @@ fn build_route(
             regex,
         },
         metrics: env.metrics.route(id),
-    })
+        definition: route.clone(),
+    }))
 }
 
 fn build_matcher(

@@ -31,6 +31,8 @@ pub struct Route {
     pub chain: Arc<Chain>,
     pub rewrite: Rewrite,
     pub metrics: RouteMetrics,
+    /// The config it was built from: a reload keeps this route when it is unchanged.
+    pub definition: crate::config::RouteConfig,
 }
 
 /// A built chain and the config of each of its filters, so a reload can keep the filters

@@ -1,11 +1,28 @@
 //! Test harness: the real `corridor` binary on loopback with real servers behind it.
+//!
+//! Submodules, all re-exported here: [`configs`] (config text builders), [`backends`] (demo
+//! cores and test backends), [`http`] (header and raw-socket HTTP helpers), [`problems`]
+//! (problem+json assertions), [`admin`] (the admin API) and [`metrics`] (Prometheus text).
 #![allow(dead_code)]
+
+pub mod admin;
+pub mod backends;
+pub mod configs;
+pub mod http;
+pub mod metrics;
+pub mod problems;
+
+// Every test binary uses some of these, none uses all.
+#[allow(unused_imports)]
+pub use {admin::*, backends::*, configs::*, http::*, metrics::*, problems::*};
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
 
 /// A free loopback port. The listener is dropped before use: a tiny race, acceptable here.
 pub fn free_port() -> u16 {
@@ -16,9 +33,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// An address nothing listens on: connecting is refused.
+pub fn closed_port() -> SocketAddr {
+    let listener = StdListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    address
+}
+
 /// A running gateway process, killed when dropped.
 pub struct Gateway {
     pub port: u16,
+    /// The admin listener's port, for a gateway started with one.
+    pub admin: Option<u16>,
+    /// The process's logs, `access.log` (its stdout) and `stderr.log`; for
+    /// [`Gateway::start`] and [`Gateway::start_with_admin`] also its `corridor.toml`.
     pub dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -27,19 +56,41 @@ impl Gateway {
     /// Starts `corridor run` on `config`, where `{port}` is replaced by the listener port.
     /// Waits until the listener accepts connections.
     pub fn start(config: &str) -> Gateway {
+        Gateway::start_text(config, None)
+    }
+
+    /// [`Gateway::start`] for a config with an admin listener on `admin`; waits for that
+    /// listener too.
+    pub fn start_with_admin(config: &str, admin: u16) -> Gateway {
+        Gateway::start_text(config, Some(admin))
+    }
+
+    /// Starts `corridor run` on a config path the test laid out itself (a symlink, a
+    /// directory), listening on `port` with an admin listener on `admin`. The logs go to a
+    /// directory of their own, outside the config's. Waits until both listeners accept.
+    pub fn start_at(config: &Path, port: u16, admin: u16) -> Gateway {
+        Gateway::spawn(config, port, Some(admin), tempfile::tempdir().unwrap())
+    }
+
+    fn start_text(config: &str, admin: Option<u16>) -> Gateway {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("corridor.toml");
         std::fs::write(&path, config.replace("{port}", &port.to_string())).unwrap();
+        Gateway::spawn(&path, port, admin, dir)
+    }
+
+    fn spawn(config: &Path, port: u16, admin: Option<u16>, dir: tempfile::TempDir) -> Gateway {
         let child = Command::new(env!("CARGO_BIN_EXE_corridor"))
             .args(["run", "--config"])
-            .arg(&path)
+            .arg(config)
             .stdout(std::fs::File::create(dir.path().join("access.log")).unwrap())
             .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
             .spawn()
             .expect("corridor starts");
         let mut gateway = Gateway {
             port,
+            admin,
             dir,
             child: Some(child),
         };
@@ -48,21 +99,28 @@ impl Gateway {
     }
 
     fn wait_ready(&mut self) {
+        let listening = |port: u16| TcpStream::connect(("127.0.0.1", port)).is_ok();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if listening(self.port) && self.admin.is_none_or(listening) {
                 return;
             }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("corridor exited with {status}: {}", self.stderr());
-            }
+            self.assert_alive();
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "corridor did not listen on {}: {}",
+            "corridor did not listen on {} (admin {:?}): {}",
             self.port,
+            self.admin,
             self.stderr()
         );
+    }
+
+    /// Panics, with its stderr, if the process has exited.
+    pub fn assert_alive(&mut self) {
+        if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            panic!("corridor exited with {status}: {}", self.stderr());
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -71,6 +129,16 @@ impl Gateway {
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The admin listener's port; panics for a gateway started without one.
+    pub fn admin_port(&self) -> u16 {
+        self.admin
+            .expect("the gateway was started without an admin listener")
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.admin_port(), path)
     }
 
     pub fn stderr(&self) -> String {
@@ -88,17 +156,25 @@ impl Gateway {
             .collect()
     }
 
+    /// [`Gateway::access_log`] after 300 ms, time enough for the lines of the requests
+    /// answered so far to be written.
+    pub async fn settled_access_log(&self) -> Vec<serde_json::Value> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.access_log()
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().unwrap().id() as i32
     }
 
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).unwrap();
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid()),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
+        self.signal(Signal::SIGTERM);
         self.child.take().unwrap().wait().unwrap()
     }
 }
@@ -117,6 +193,7 @@ pub struct Checked {
     pub ok: bool,
     pub stdout: String,
     pub stderr: String,
+    /// What was checked: the config file, or for [`check_dir`] the directory.
     pub path: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -126,6 +203,22 @@ pub fn check(config: &str) -> Checked {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("corridor.toml");
     std::fs::write(&path, config).unwrap();
+    run_check(dir, path)
+}
+
+/// Writes `files` (name, text) into a new directory, in the order given, and runs
+/// `corridor check` on the directory.
+pub fn check_dir(files: &[(&str, &str)]) -> Checked {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("corridor.d");
+    std::fs::create_dir(&dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    run_check(tmp, dir)
+}
+
+fn run_check(dir: tempfile::TempDir, path: PathBuf) -> Checked {
     let out = Command::new(env!("CARGO_BIN_EXE_corridor"))
         .args(["check", "--config"])
         .arg(&path)
@@ -141,56 +234,30 @@ pub fn check(config: &str) -> Checked {
     }
 }
 
-/// Serves the demo core (in this test's runtime) on an ephemeral port.
-pub async fn demo_core(instance: &str) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let instance = instance.to_string();
-    tokio::spawn(async move { corridor_democore::serve(listener, instance).await });
-    addr
-}
-
-/// Serves any axum router on an ephemeral port.
-pub async fn serve(router: axum::Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    addr
-}
-
-/// A minimal config: one listener, one upstream "core" with these targets, one catch-all
-/// route, plus `extra` appended (more sections, or keys for `[upstreams.core]` when it
-/// starts with them).
-pub fn simple_config(targets: &[SocketAddr], upstream_extra: &str, extra: &str) -> String {
-    let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
-    format!(
-        r#"
-[server]
-threads = 1
-grace_period = "1s"
-
-[[listeners]]
-listen = "127.0.0.1:{{port}}"
-
-[upstreams.core]
-targets = [{}]
-{upstream_extra}
-
-[[routes]]
-id = "all"
-upstream = "core"
-[routes.match]
-path_prefix = "/"
-
-{extra}
-"#,
-        targets.join(", ")
-    )
-}
-
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
+        .unwrap()
+}
+
+/// A client that speaks HTTP/2 in clear text from the start (prior knowledge).
+pub fn h2c_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// GET `url` with [`client`]; the body parsed as JSON, whatever the status.
+pub async fn fetch_json(url: &str) -> serde_json::Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
         .unwrap()
 }
