@@ -2,6 +2,7 @@
 //! one step. Requests hold the snapshot they started with until they end.
 
 mod compile;
+mod path_index;
 mod rewrite;
 mod router;
 

@@ -1,14 +1,16 @@
 //! Route matching: first match in priority order wins.
 //!
 //! Routes are sorted once at build time by priority (higher first), ties kept in config order
-//! (files in name order, then position in the file). Matching is a scan over that list with
-//! cheap checks first (method, host, path) and regex last.
+//! (files in name order, then position in the file). A path index picks, in that order, the
+//! routes whose pattern allows the request's first path segment; each is checked with cheap
+//! conditions first (method, host, headers) and its path (maybe a regex) last.
 
 use std::sync::Arc;
 
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use regex::Regex;
 
+use super::path_index::PathIndex;
 use super::Route;
 
 /// How a route matches the path.
@@ -90,13 +92,16 @@ impl Matcher {
 #[derive(Debug, Default)]
 pub struct Router {
     routes: Vec<Arc<Route>>,
+    /// Narrows each request to the routes its first path segment allows.
+    index: PathIndex,
 }
 
 impl Router {
     /// `routes` must be in config order; they are sorted by priority, stably.
     pub fn new(mut routes: Vec<Arc<Route>>) -> Self {
         routes.sort_by_key(|r| std::cmp::Reverse(r.priority));
-        Router { routes }
+        let index = PathIndex::new(routes.iter().map(|r| &r.matcher.path));
+        Router { routes, index }
     }
 
     pub fn routes(&self) -> &[Arc<Route>] {
@@ -119,8 +124,9 @@ impl Router {
             .flatten()
             .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
         let method = preflight_method.as_ref().unwrap_or(method);
-        self.routes
-            .iter()
+        self.index
+            .candidates(path)
+            .map(|i| &self.routes[i])
             .find(|r| r.matcher.matches(method, host, path, headers))
     }
 }
