@@ -1,0 +1,244 @@
+//! Upstreams: targets, balancing, hash_on, address resolution and CA certificates.
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use http::HeaderName;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::utils::tls::WrappedX509;
+
+use super::{relative_to, BuildEnv};
+use crate::config::{Balance, ConfigError, Located, UpstreamConfig};
+use crate::upstream::{Balancer, HashOn, Target, TargetHealth, Upstream};
+
+/// Most extra attempts a route may make: retries multiply load on a struggling core.
+const MAX_RETRIES: u32 = 5;
+
+pub(super) fn build_upstream(
+    name: &str,
+    at: &Located<UpstreamConfig>,
+    kept: Option<&Arc<Upstream>>,
+    env: &BuildEnv,
+    named_files: &mut Vec<Vec<u8>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Arc<Upstream>> {
+    let config = &at.value;
+    let before = errors.len();
+    let ca_pem = match &config.ca_file {
+        Some(path) => {
+            let full = relative_to(&at.file.path, path.get_ref());
+            match std::fs::read(&full) {
+                Ok(pem) => Some(pem),
+                Err(e) => {
+                    errors.push(at.error_at(
+                        path.span(),
+                        format!(
+                            "upstream \"{name}\": ca_file: cannot read {}: {e}",
+                            full.display()
+                        ),
+                    ));
+                    return None;
+                }
+            }
+        }
+        None => None,
+    };
+    if let Some(pem) = &ca_pem {
+        named_files.push(pem.clone());
+    }
+    // An unchanged definition keeps its targets' health, pools and balancer position.
+    if let Some(kept) = kept.filter(|k| k.definition == *config && k.ca_pem == ca_pem) {
+        return Some(kept.clone());
+    }
+    let targets_span = config.targets.span();
+    if config.targets.get_ref().is_empty() {
+        errors.push(at.error_at(
+            targets_span.clone(),
+            format!("upstream \"{name}\" has no targets"),
+        ));
+    }
+    let timeouts = &config.timeouts;
+    for (what, value) in [
+        ("connect", timeouts.connect),
+        ("read", timeouts.read),
+        ("write", timeouts.write),
+        ("total", timeouts.total),
+    ] {
+        if value.is_zero() {
+            errors.push(at.error(format!(
+                "upstream \"{name}\": timeouts.{what} must be above 0"
+            )));
+        }
+    }
+    if *config.retries.get_ref() > MAX_RETRIES {
+        errors.push(at.error_at(
+            config.retries.span(),
+            format!(
+                "upstream \"{name}\": retries is {}, at most {MAX_RETRIES} are allowed",
+                config.retries.get_ref()
+            ),
+        ));
+    }
+    if let Some(check) = &config.health_check {
+        if !check.path.starts_with('/') {
+            errors.push(at.error(format!(
+                "upstream \"{name}\": health_check.path must start with '/'"
+            )));
+        }
+        if check.interval.is_zero()
+            || check.timeout.is_zero()
+            || check.healthy_threshold == 0
+            || check.unhealthy_threshold == 0
+        {
+            errors.push(at.error(format!("upstream \"{name}\": health_check interval, timeout and thresholds must be above 0")));
+        }
+    }
+    let hash_on = match (&config.hash_on, config.balance) {
+        (None, Balance::ConsistentHash) => Some(HashOn::ClientIp),
+        (None, _) => None,
+        (Some(spec), balance) => {
+            if balance != Balance::ConsistentHash {
+                errors.push(at.error_at(
+                    spec.span(),
+                    format!("upstream \"{name}\": hash_on needs balance = \"consistent_hash\""),
+                ));
+            }
+            match parse_hash_on(spec.get_ref()) {
+                Some(h) => Some(h),
+                None => {
+                    errors.push(at.error_at(spec.span(), format!("upstream \"{name}\": hash_on must be \"client_ip\" or \"header:NAME\", not \"{}\"", spec.get_ref())));
+                    None
+                }
+            }
+        }
+    };
+    let ca = match (&config.ca_file, &ca_pem) {
+        (Some(path), Some(pem)) => parse_ca(pem)
+            .map_err(|e| {
+                let file = path.get_ref().display();
+                errors.push(at.error_at(
+                    path.span(),
+                    format!("upstream \"{name}\": ca_file {file}: {e}"),
+                ))
+            })
+            .ok(),
+        _ => None,
+    };
+
+    let mut targets = Vec::new();
+    let mut seen = HashSet::new();
+    for target in config.targets.get_ref() {
+        let text = target.address();
+        if target.weight() == 0 {
+            errors.push(at.error_at(
+                targets_span.clone(),
+                format!("upstream \"{name}\": target \"{text}\" has weight 0"),
+            ));
+            continue;
+        }
+        let address = match resolve(text) {
+            Ok(address) => address,
+            Err(e) => {
+                errors.push(at.error_at(
+                    targets_span.clone(),
+                    format!("upstream \"{name}\": target \"{text}\": {e}"),
+                ));
+                continue;
+            }
+        };
+        if !seen.insert(address) {
+            errors.push(at.error_at(
+                targets_span.clone(),
+                format!("upstream \"{name}\": target {address} is listed twice"),
+            ));
+            continue;
+        }
+        let host = text
+            .rsplit_once(':')
+            .map_or(text, |(h, _)| h)
+            .trim_matches(|c| c == '[' || c == ']');
+        let sni = config.sni.clone().unwrap_or_else(|| host.to_string());
+        let mut peer = HttpPeer::new(address, config.tls, sni);
+        peer.options.connection_timeout = Some(timeouts.connect);
+        peer.options.total_connection_timeout = Some(timeouts.connect);
+        peer.options.read_timeout = Some(timeouts.read.min(timeouts.total));
+        peer.options.write_timeout = Some(timeouts.write);
+        peer.options.idle_timeout = Some(timeouts.idle);
+        peer.options.verify_cert = true;
+        peer.options.verify_hostname = true;
+        peer.options.ca = ca.clone();
+        targets.push(Target {
+            address,
+            label: Arc::from(text),
+            weight: target.weight(),
+            peer,
+            health: Arc::new(TargetHealth::default()),
+        });
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let balancer = match config.balance {
+        Balance::RoundRobin => Balancer::round_robin(&targets),
+        Balance::LeastConnections => Balancer::least_connections(),
+        Balance::ConsistentHash => Balancer::consistent_hash(&targets),
+    };
+    Some(Arc::new(Upstream {
+        name: Arc::from(name),
+        targets,
+        balancer,
+        hash_on,
+        timeouts: config.timeouts.clone(),
+        retries: *config.retries.get_ref(),
+        health_check: config.health_check.clone(),
+        passive: config.passive_health.clone(),
+        metrics: env.metrics.upstream(name),
+        definition: config.clone(),
+        ca_pem,
+    }))
+}
+
+fn parse_hash_on(spec: &str) -> Option<HashOn> {
+    if spec == "client_ip" {
+        return Some(HashOn::ClientIp);
+    }
+    let name = spec.strip_prefix("header:")?;
+    HeaderName::from_bytes(name.as_bytes())
+        .ok()
+        .map(HashOn::Header)
+}
+
+fn resolve(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    if !text.contains(':') {
+        return Err("needs a port (host:port)".into());
+    }
+    // A host name is resolved once, when the config is loaded.
+    text.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve: {e}"))?
+        .next()
+        .ok_or_else(|| "resolves to no address".into())
+}
+
+fn parse_ca(pem: &[u8]) -> Result<Arc<[WrappedX509]>, String> {
+    let mut store = rustls::RootCertStore::empty();
+    let mut certs = Vec::new();
+    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        let cert = cert.map_err(|e| format!("not PEM: {e}"))?;
+        // Parse it here so a bad certificate is a config error, not a failure at connect time.
+        store
+            .add(cert.clone())
+            .map_err(|e| format!("bad certificate: {e}"))?;
+        certs.push(WrappedX509::new(
+            cert.to_vec(),
+            pingora::utils::tls::parse_x509,
+        ));
+    }
+    if certs.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(Arc::from(certs.into_boxed_slice()))
+}
