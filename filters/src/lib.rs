@@ -22,6 +22,7 @@ pub mod body_limit;
 pub mod cors;
 pub mod headers;
 pub mod json_fields;
+pub mod rate_limit;
 pub mod request_id;
 
 pub use chain::{Chain, Stopped};

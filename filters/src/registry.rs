@@ -43,4 +43,5 @@ filter_registry! {
     body_limit => crate::body_limit::BodyLimitConfig,
     cors => crate::cors::CorsConfig,
     json_fields => crate::json_fields::JsonFieldsConfig,
+    rate_limit => crate::rate_limit::RateLimitConfig,
 }
