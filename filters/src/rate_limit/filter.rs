@@ -1,0 +1,117 @@
+//! The `rate_limit` filter itself: picks a request's key and limits, answers 429 or annotates
+//! the response.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use super::keys::{Key, KeySpec};
+use super::limits::{service_limit, LimitSet, RATELIMIT, RATELIMIT_POLICY};
+use super::MAX_KEY_BYTES;
+use crate::{Filter, Flow, RequestContext, RequestHead, ResponseHead};
+
+pub(super) struct RateLimitFilter {
+    pub(super) key: KeySpec,
+    /// `limits` at index 0, then one set per override.
+    pub(super) sets: Vec<LimitSet>,
+    /// Overridden key → its index in `sets`.
+    pub(super) overrides: HashMap<Key, usize>,
+    /// The [`RequestContext::attributes`] entry where `on_request` leaves an allowed request's
+    /// `"<set> <limit> <left>"` for `on_response`; unique to this instance.
+    pub(super) attribute: String,
+}
+
+impl RateLimitFilter {
+    /// The configured key's value when the request has a usable one.
+    fn value<'a>(&self, req: &'a dyn RequestHead, ctx: &'a RequestContext) -> Option<&'a str> {
+        let value = match &self.key {
+            KeySpec::ClientIp => None,
+            KeySpec::Consumer => ctx.consumer.as_ref().map(|c| c.id.as_str()),
+            KeySpec::Header(name) => {
+                let mut all = req.headers().get_all(name).iter();
+                match (all.next(), all.next()) {
+                    (Some(value), None) => value.to_str().ok(),
+                    _ => None,
+                }
+            }
+            KeySpec::Attribute(name) => ctx.attributes.get(name).map(String::as_str),
+        };
+        value.filter(|v| (1..=MAX_KEY_BYTES).contains(&v.len()))
+    }
+
+    fn key(&self, req: &dyn RequestHead, ctx: &RequestContext) -> Key {
+        match self.value(req, ctx) {
+            Some(value) => Key::Value(value.into()),
+            None => ctx
+                .client_ip
+                .map_or(Key::Unknown, |ip| Key::Ip(ip.to_canonical())),
+        }
+    }
+
+    /// The limit set for `key`.
+    fn set_for(&self, key: &Key) -> usize {
+        self.overrides.get(key).copied().unwrap_or(0)
+    }
+
+    /// Keys tracked by the fullest limit.
+    #[cfg(test)]
+    pub(super) fn tracked_keys(&self) -> usize {
+        self.sets
+            .iter()
+            .flat_map(|s| &s.limits)
+            .map(|l| l.store.map.len())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl Filter for RateLimitFilter {
+    fn name(&self) -> &'static str {
+        "rate_limit"
+    }
+
+    async fn on_request(&self, req: &mut dyn RequestHead, ctx: &mut RequestContext) -> Flow {
+        let key = self.key(req, ctx);
+        let set = self.set_for(&key);
+        match self.sets[set].decide(&key) {
+            Ok((limit, left)) => {
+                ctx.attributes
+                    .insert(self.attribute.clone(), format!("{set} {limit} {left}"));
+                Flow::Continue
+            }
+            Err((limit, wait)) => Flow::Respond(self.sets[set].refusal(limit, wait)),
+        }
+    }
+
+    async fn on_response(
+        &self,
+        _req: &dyn RequestHead,
+        resp: &mut dyn ResponseHead,
+        ctx: &mut RequestContext,
+    ) -> Flow {
+        let Some(state) = ctx.attributes.remove(&self.attribute) else {
+            return Flow::Continue;
+        };
+        let mut numbers = state.split(' ').map(|n| n.parse::<usize>().ok());
+        let (Some(Some(set)), Some(Some(limit)), Some(Some(left))) =
+            (numbers.next(), numbers.next(), numbers.next())
+        else {
+            return Flow::Continue;
+        };
+        let Some(set) = self.sets.get(set) else {
+            return Flow::Continue;
+        };
+        let Some(limit) = set.limits.get(limit) else {
+            return Flow::Continue;
+        };
+        // Appended: another rate_limit filter of the chain adds its own items (a Structured
+        // Fields list may be split over several fields).
+        resp.append_header(RATELIMIT_POLICY, set.policy.clone());
+        let left = u32::try_from(left).unwrap_or(u32::MAX);
+        if let Some(value) = service_limit(&limit.name, left, limit.next_in) {
+            resp.append_header(RATELIMIT, value);
+        }
+        Flow::Continue
+    }
+}
