@@ -124,20 +124,7 @@ pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestSt
             return reply::send_reply(session, state, stopped.reply, stopped.upto).await;
         }
     }
-    head.remove_header(&header::TRANSFER_ENCODING);
-    head.insert_header(header::CONTENT_LENGTH, response_body.len())?;
-    state.status = head.status.as_u16();
-    state.bytes_out = response_body.len() as u64;
-    state.response_started = true;
-    session
-        .write_response_header(Box::new(head), response_body.is_empty())
-        .await?;
-    if !response_body.is_empty() {
-        session
-            .write_response_body(Some(response_body), true)
-            .await?;
-    }
-    Ok(())
+    reply::write_whole(session, state, head, response_body).await
 }
 
 /// The core speaks HTTP/1.1 whatever the client spoke: an h2 request's `:authority` becomes

@@ -53,11 +53,22 @@ pub async fn send_reply(
             (head, body) = render(stopped.reply, &state.filters.request_id)?;
         }
     }
-    head.insert_header(header::CONTENT_LENGTH, body.len())?;
     if !session.is_body_done() {
         // The request body was not read: the connection cannot be reused safely.
         session.set_keepalive(None);
     }
+    write_whole(session, state, head, body).await
+}
+
+/// Sends a complete answer whose body is known: exact Content-Length, no chunking.
+pub async fn write_whole(
+    session: &mut Session,
+    state: &mut RequestState,
+    mut head: ResponseHeader,
+    body: Bytes,
+) -> Result<()> {
+    head.remove_header(&header::TRANSFER_ENCODING);
+    head.insert_header(header::CONTENT_LENGTH, body.len())?;
     state.status = head.status.as_u16();
     state.bytes_out = body.len() as u64;
     state.response_started = true;
