@@ -160,6 +160,12 @@ impl Metrics {
             no_target: self
                 .upstream_errors
                 .with_label_values(&[upstream, "no_healthy_target"]),
+            saturated: self
+                .upstream_errors
+                .with_label_values(&[upstream, "saturated"]),
+            circuit_open: self
+                .upstream_errors
+                .with_label_values(&[upstream, "circuit_open"]),
         }
     }
 
@@ -233,4 +239,7 @@ pub struct UpstreamMetrics {
     pub failed: IntCounter,
     pub timeout: IntCounter,
     pub no_target: IntCounter,
+    /// Refused by the concurrency cap, and by the open circuit breaker.
+    pub saturated: IntCounter,
+    pub circuit_open: IntCounter,
 }

@@ -151,6 +151,54 @@ pub struct UpstreamConfig {
     pub health_check: Option<HealthCheckConfig>,
     #[serde(default)]
     pub passive_health: PassiveHealthConfig,
+    /// Cap on concurrent requests to the core, with a bounded wait queue.
+    #[serde(default)]
+    pub concurrency: ConcurrencyConfig,
+    /// Fail fast while the core keeps failing.
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConcurrencyConfig {
+    /// Most requests in flight to this upstream (all targets together); 0 = no cap.
+    pub max: usize,
+    /// Requests that may wait for a slot; more are refused at once (503).
+    pub queue: usize,
+    /// Longest wait for a slot (503 past it).
+    #[serde(with = "humantime_serde")]
+    pub queue_timeout: Duration,
+}
+
+impl Default for ConcurrencyConfig {
+    fn default() -> Self {
+        ConcurrencyConfig {
+            max: 0,
+            queue: 100,
+            queue_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreakerConfig {
+    /// Failed exchanges in a row (connect errors, timeouts, 502/503/504) that open the
+    /// circuit; 0 = no breaker.
+    pub consecutive_failures: u32,
+    /// How long it stays open (503 at once) before one probe request is let through.
+    #[serde(with = "humantime_serde")]
+    pub open_for: Duration,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        CircuitBreakerConfig {
+            consecutive_failures: 0,
+            open_for: Duration::from_secs(10),
+        }
+    }
 }
 
 fn one_retry() -> Spanned<u32> {

@@ -14,6 +14,10 @@ pub enum Failure {
     UpstreamFailed,
     UpstreamTooLarge,
     NoHealthyTarget,
+    /// The upstream's concurrency cap and queue are full.
+    UpstreamSaturated,
+    /// The upstream's circuit breaker is open.
+    CircuitOpen,
     UpstreamTimeout,
     Internal,
 }
@@ -46,6 +50,16 @@ impl Failure {
                 StatusCode::BAD_GATEWAY,
                 "upstream-response-too-large",
                 "Upstream response too large",
+            ),
+            Failure::UpstreamSaturated => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream-saturated",
+                "Upstream at capacity",
+            ),
+            Failure::CircuitOpen => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "circuit-open",
+                "Upstream temporarily unavailable",
             ),
             Failure::NoHealthyTarget => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -22,8 +22,9 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::access_log::{AccessLog, AccessRecord};
+use crate::runtime::Route;
 use crate::runtime::Runtime;
-use crate::upstream::HashOn;
+use crate::upstream::{HashOn, Refusal};
 pub use failure::Failure;
 use state::RequestState;
 
@@ -130,6 +131,27 @@ impl Gateway {
                 && !session.as_ref().retry_buffer_truncated())
     }
 
+    /// Takes a slot at the route's upstream (breaker, concurrency cap), or the failure to
+    /// answer with, `Retry-After` included.
+    async fn admit(route: &Route, state: &mut RequestState) -> std::result::Result<(), Failure> {
+        match route.upstream.admit().await {
+            Ok(permit) => {
+                state.permit = permit;
+                Ok(())
+            }
+            Err(Refusal::Saturated) => {
+                route.upstream.metrics.saturated.inc();
+                state.retry_after = Some(1);
+                Err(Failure::UpstreamSaturated)
+            }
+            Err(Refusal::CircuitOpen { retry_after_secs }) => {
+                route.upstream.metrics.circuit_open.inc();
+                state.retry_after = Some(retry_after_secs);
+                Err(Failure::CircuitOpen)
+            }
+        }
+    }
+
     /// Passive health and upstream error metrics for the attempt that just ended.
     fn record_target_outcome(state: &RequestState, failure: Option<Failure>) {
         let (Some(route), Some(index)) = (&state.route, state.target) else {
@@ -216,6 +238,11 @@ impl ProxyHttp for Gateway {
                 reply::send_reply(session, state, stopped.reply, stopped.upto).await?;
                 return Ok(true);
             }
+        }
+        // After the chain: a request the filters refuse never takes one of the core's slots.
+        if let Err(refusal) = Self::admit(&route, state).await {
+            reply::send_failure(session, state, refusal, route.chain.len()).await?;
+            return Ok(true);
         }
         if route.chain.wants_request_body() || route.chain.wants_response_body() {
             exchange::run(self, session, state).await?;
@@ -457,6 +484,7 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, state: &mut RequestState) {
         state.in_flight = None;
+        state.permit = None;
         let req = session.req_header();
         let status = if state.status != 0 {
             state.status

@@ -22,7 +22,11 @@ pub async fn send_failure(
     upto: usize,
 ) -> Result<()> {
     state.failure = Some(failure);
-    send_reply(session, state, Reply::problem(failure.problem()), upto).await
+    let mut reply = Reply::problem(failure.problem());
+    if let Some(seconds) = state.retry_after {
+        reply.headers.insert(header::RETRY_AFTER, seconds.into());
+    }
+    send_reply(session, state, reply, upto).await
 }
 
 /// Sends `reply`, after the response phase of the first `upto` filters of the route's chain

@@ -37,6 +37,10 @@ pub struct RequestState {
     pub response_started: bool,
     /// A response filter replaced the upstream's answer: this body is sent instead.
     pub replacement_body: Option<bytes::Bytes>,
+    /// A slot under the upstream's concurrency cap, held until the request ends.
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Seconds a refused client should wait (503s of the upstream guards).
+    pub retry_after: Option<u64>,
     /// Status sent to the client, for the access log.
     pub status: u16,
     pub bytes_out: u64,
@@ -62,6 +66,8 @@ impl RequestState {
             failure: None,
             response_started: false,
             replacement_body: None,
+            permit: None,
+            retry_after: None,
             status: 0,
             bytes_out: 0,
         }

@@ -1,12 +1,14 @@
 //! Upstream clusters: targets, balancing, health, and the peer settings pingora needs.
 
 mod balancer;
+mod guard;
 mod health_check;
 mod target;
 
 use std::sync::Arc;
 
 pub use balancer::Balancer;
+pub use guard::{CircuitBreaker, ConcurrencyCap, Refusal};
 pub use health_check::HealthChecker;
 pub use target::{now_ms, InFlight, Target, TargetHealth};
 
@@ -32,6 +34,8 @@ pub struct Upstream {
     pub health_check: Option<HealthCheckConfig>,
     pub passive: PassiveHealthConfig,
     pub metrics: UpstreamMetrics,
+    pub concurrency: Option<ConcurrencyCap>,
+    pub breaker: Option<CircuitBreaker>,
     /// The config it was built from, and the CA file's contents: a reload keeps this
     /// upstream (health, pools, balancer position) when both are unchanged.
     pub definition: UpstreamConfig,
@@ -39,6 +43,18 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// Lets a request through to the core, or says why not: the breaker is open, or the
+    /// concurrency cap and its queue are full. The permit is held until the request ends.
+    pub async fn admit(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Refusal> {
+        if let Some(breaker) = &self.breaker {
+            breaker.admit()?;
+        }
+        match &self.concurrency {
+            Some(cap) => cap.admit().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Chooses a target that is up and not in `tried`; None when there is none (503).
     pub fn select(&self, key: &[u8], tried: &[usize]) -> Option<usize> {
         let now = now_ms();
@@ -55,9 +71,15 @@ impl Upstream {
 
     pub fn record_success(&self, index: usize) {
         self.targets[index].health.record_success();
+        if let Some(breaker) = &self.breaker {
+            breaker.record(true);
+        }
     }
 
     pub fn record_failure(&self, index: usize) {
+        if let Some(breaker) = &self.breaker {
+            breaker.record(false);
+        }
         let target = &self.targets[index];
         if target.health.record_failure(
             self.passive.consecutive_failures,

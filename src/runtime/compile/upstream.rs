@@ -10,7 +10,9 @@ use pingora::utils::tls::WrappedX509;
 
 use super::{relative_to, BuildEnv};
 use crate::config::{Balance, ConfigError, Located, UpstreamConfig};
-use crate::upstream::{Balancer, HashOn, Target, TargetHealth, Upstream};
+use crate::upstream::{
+    Balancer, CircuitBreaker, ConcurrencyCap, HashOn, Target, TargetHealth, Upstream,
+};
 
 /// Most extra attempts a route may make: retries multiply load on a struggling core.
 const MAX_RETRIES: u32 = 5;
@@ -193,6 +195,8 @@ pub(super) fn build_upstream(
         retries: *config.retries.get_ref(),
         health_check: config.health_check.clone(),
         passive: config.passive_health.clone(),
+        concurrency: ConcurrencyCap::new(&config.concurrency),
+        breaker: CircuitBreaker::new(&config.circuit_breaker),
         metrics: env.metrics.upstream(name),
         definition: config.clone(),
         ca_pem,

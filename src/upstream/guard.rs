@@ -1,0 +1,208 @@
+//! Protection of a legacy core: a cap on concurrent requests with a bounded wait queue, and
+//! a circuit breaker that fails fast while the core is failing.
+//!
+//! Both are per upstream and kept across reloads that leave the upstream unchanged. The
+//! breaker is atomics only; the cap is a tokio semaphore, whose uncontended path is a single
+//! atomic and whose wait list is per upstream, never global.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::now_ms;
+use crate::config::{CircuitBreakerConfig, ConcurrencyConfig};
+
+/// Why a request was not let through to the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The cap is reached and the queue is full, or the wait timed out.
+    Saturated,
+    /// The breaker is open; retry after this many seconds.
+    CircuitOpen { retry_after_secs: u64 },
+}
+
+/// The concurrency cap of one upstream.
+#[derive(Debug)]
+pub struct ConcurrencyCap {
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    queue: usize,
+    queue_timeout: Duration,
+}
+
+impl ConcurrencyCap {
+    pub fn new(config: &ConcurrencyConfig) -> Option<Self> {
+        (config.max > 0).then(|| ConcurrencyCap {
+            slots: Arc::new(Semaphore::new(config.max)),
+            waiting: AtomicUsize::new(0),
+            queue: config.queue,
+            queue_timeout: config.queue_timeout,
+        })
+    }
+
+    /// A slot, held until the permit is dropped (when the request ends).
+    pub async fn admit(&self) -> Result<OwnedSemaphorePermit, Refusal> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(Refusal::Saturated);
+        }
+        let waited =
+            tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        match waited {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Refusal::Saturated),
+        }
+    }
+}
+
+/// A consecutive-failure circuit breaker: closed → open (fail fast) → half-open (one probe)
+/// → closed on the probe's success, open again on its failure.
+#[derive(Debug)]
+pub struct CircuitBreaker {
+    threshold: u32,
+    open_for: Duration,
+    failures: AtomicU32,
+    /// 0 while closed; otherwise when the open period ends (ms, `now_ms` clock).
+    open_until_ms: AtomicU64,
+    /// When the half-open probe was let through (0: none). A probe that never reports (its
+    /// request found no target, the client left) is replaced after `open_for`.
+    probe_started_ms: AtomicU64,
+}
+
+impl CircuitBreaker {
+    pub fn new(config: &CircuitBreakerConfig) -> Option<Self> {
+        (config.consecutive_failures > 0).then(|| CircuitBreaker {
+            threshold: config.consecutive_failures,
+            open_for: config.open_for,
+            failures: AtomicU32::new(0),
+            open_until_ms: AtomicU64::new(0),
+            probe_started_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// May a request go to the core now?
+    pub fn admit(&self) -> Result<(), Refusal> {
+        let open_until = self.open_until_ms.load(Ordering::Acquire);
+        if open_until == 0 {
+            return Ok(());
+        }
+        let now = now_ms();
+        if now < open_until {
+            return Err(Refusal::CircuitOpen {
+                retry_after_secs: (open_until - now).div_ceil(1000).max(1),
+            });
+        }
+        // Half-open: one probe at a time; everyone else still fails fast.
+        let probe = self.probe_started_ms.load(Ordering::Acquire);
+        let stale = probe != 0 && now.saturating_sub(probe) > self.open_for.as_millis() as u64;
+        if (probe == 0 || stale)
+            && self
+                .probe_started_ms
+                .compare_exchange(probe, now.max(1), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            return Ok(());
+        }
+        Err(Refusal::CircuitOpen {
+            retry_after_secs: 1,
+        })
+    }
+
+    pub fn record(&self, success: bool) {
+        if success {
+            self.failures.store(0, Ordering::Relaxed);
+            if self.open_until_ms.swap(0, Ordering::AcqRel) != 0 {
+                tracing::warn!("circuit closed: the upstream answered again");
+            }
+            self.probe_started_ms.store(0, Ordering::Release);
+            return;
+        }
+        let probing = self.probe_started_ms.swap(0, Ordering::AcqRel) != 0;
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if probing || failures >= self.threshold {
+            self.failures.store(0, Ordering::Relaxed);
+            let until = now_ms() + self.open_for.as_millis() as u64;
+            self.open_until_ms.store(until.max(1), Ordering::Release);
+            tracing::warn!(
+                open_secs = self.open_for.as_secs_f64(),
+                "circuit opened after consecutive failures"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker(threshold: u32, open_for_ms: u64) -> CircuitBreaker {
+        CircuitBreaker::new(&CircuitBreakerConfig {
+            consecutive_failures: threshold,
+            open_for: Duration::from_millis(open_for_ms),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn opens_after_consecutive_failures_and_fails_fast() {
+        let b = breaker(3, 60_000);
+        b.record(false);
+        b.record(false);
+        assert!(b.admit().is_ok());
+        b.record(false);
+        assert!(
+            matches!(b.admit(), Err(Refusal::CircuitOpen { retry_after_secs }) if retry_after_secs >= 59)
+        );
+    }
+
+    #[test]
+    fn half_open_lets_one_probe_and_closes_on_success() {
+        let b = breaker(1, 30);
+        b.record(false);
+        assert!(b.admit().is_err());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(b.admit().is_ok(), "the probe");
+        assert!(b.admit().is_err(), "only one probe at a time");
+        b.record(true);
+        assert!(b.admit().is_ok());
+        assert!(b.admit().is_ok());
+    }
+
+    #[test]
+    fn a_failed_probe_opens_again() {
+        let b = breaker(5, 30);
+        for _ in 0..5 {
+            b.record(false);
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(b.admit().is_ok());
+        b.record(false);
+        assert!(b.admit().is_err());
+    }
+
+    #[tokio::test]
+    async fn the_cap_queues_then_refuses() {
+        let cap = ConcurrencyCap::new(&ConcurrencyConfig {
+            max: 1,
+            queue: 1,
+            queue_timeout: Duration::from_millis(50),
+        })
+        .unwrap();
+        let held = cap.admit().await.unwrap();
+        // One may wait (and times out), a second waiter is refused at once.
+        let (waiter, refused) = tokio::join!(cap.admit(), async {
+            tokio::task::yield_now().await;
+            cap.admit().await
+        });
+        assert_eq!(waiter.unwrap_err(), Refusal::Saturated);
+        assert_eq!(refused.unwrap_err(), Refusal::Saturated);
+        drop(held);
+        assert!(cap.admit().await.is_ok());
+    }
+}
