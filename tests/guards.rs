@@ -132,3 +132,64 @@ async fn the_breaker_opens_fails_fast_and_closes_again() {
     }
     assert_eq!(backend.hits.load(Ordering::SeqCst), hits_when_opened + 5);
 }
+
+/// A core that is fast up to 8 concurrent requests and slows down sharply past them, like a
+/// legacy host with a fixed pool of sessions.
+async fn degrading_core() -> (
+    SocketAddr,
+    Arc<Occupancy>,
+    Arc<std::sync::Mutex<Vec<usize>>>,
+) {
+    let occupancy = Arc::new(Occupancy::default());
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (seen, log) = (occupancy.clone(), samples.clone());
+    let router = axum::Router::new().route(
+        "/work",
+        get(move || {
+            let (seen, log) = (seen.clone(), log.clone());
+            async move {
+                let now = seen.now.fetch_add(1, Ordering::SeqCst) + 1;
+                seen.peak.fetch_max(now, Ordering::SeqCst);
+                log.lock().unwrap().push(now);
+                let overload = now.saturating_sub(8) as u64;
+                tokio::time::sleep(Duration::from_millis(10 + 15 * overload)).await;
+                seen.now.fetch_sub(1, Ordering::SeqCst);
+                "done"
+            }
+        }),
+    );
+    (serve(router).await, occupancy, samples)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_adaptive_limit_settles_below_the_point_where_the_core_degrades() {
+    let (core, _occupancy, samples) = degrading_core().await;
+    let guard = "[upstreams.core.concurrency]\nmax = 64\nqueue = 1000\nqueue_timeout = \"30s\"\n\
+                 adaptive = { latency_target = \"40ms\", min = 2 }";
+    let gw = Gateway::start(&simple_config(&[core], guard, ""));
+    let client = client();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    let workers: Vec<_> = (0..40)
+        .map(|_| {
+            let (client, url) = (client.clone(), gw.url("/work"));
+            tokio::spawn(async move {
+                while tokio::time::Instant::now() < deadline {
+                    let status = client.get(&url).send().await.unwrap().status();
+                    assert_eq!(status, 200);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    // Judge the second half, once the limit has had time to find the knee. Without the
+    // adaptive limit the core would see all 40 clients at once.
+    let samples = samples.lock().unwrap();
+    let settled = &samples[samples.len() / 2..];
+    let mean = settled.iter().sum::<usize>() as f64 / settled.len() as f64;
+    assert!(
+        mean <= 14.0,
+        "the core saw {mean:.1} concurrent requests on average; it degrades past 8"
+    );
+}

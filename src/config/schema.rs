@@ -169,6 +169,23 @@ pub struct ConcurrencyConfig {
     /// Longest wait for a slot (503 past it).
     #[serde(with = "humantime_serde")]
     pub queue_timeout: Duration,
+    /// Lower the cap while the core answers slowly, raise it again when it is fast.
+    pub adaptive: Option<AdaptiveConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptiveConfig {
+    /// Answers slower than this (time to the answer's head) cut the limit by 10%.
+    #[serde(with = "humantime_serde")]
+    pub latency_target: Duration,
+    /// The limit never goes below this.
+    #[serde(default = "two")]
+    pub min: usize,
+}
+
+fn two() -> usize {
+    2
 }
 
 impl Default for ConcurrencyConfig {
@@ -177,6 +194,7 @@ impl Default for ConcurrencyConfig {
             max: 0,
             queue: 100,
             queue_timeout: Duration::from_secs(1),
+            adaptive: None,
         }
     }
 }

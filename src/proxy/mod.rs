@@ -484,7 +484,14 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, state: &mut RequestState) {
         state.in_flight = None;
-        state.permit = None;
+        if let Some(slot) = state.permit.take() {
+            // The adaptive limit learns from how long the core took, and whether it failed.
+            if let Some(latency) = state.upstream_elapsed {
+                let failed = state.failure.is_some_and(Failure::is_target_fault)
+                    || matches!(state.status, 502..=504);
+                slot.record(latency, !failed);
+            }
+        }
         let req = session.req_header();
         let status = if state.status != 0 {
             state.status

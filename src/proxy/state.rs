@@ -38,7 +38,7 @@ pub struct RequestState {
     /// A response filter replaced the upstream's answer: this body is sent instead.
     pub replacement_body: Option<bytes::Bytes>,
     /// A slot under the upstream's concurrency cap, held until the request ends.
-    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    pub permit: Option<crate::upstream::Slot>,
     /// Seconds a refused client should wait (503s of the upstream guards).
     pub retry_after: Option<u64>,
     /// Status sent to the client, for the access log.

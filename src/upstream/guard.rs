@@ -1,18 +1,12 @@
-//! Protection of a legacy core: a cap on concurrent requests with a bounded wait queue, and
-//! a circuit breaker that fails fast while the core is failing.
-//!
-//! Both are per upstream and kept across reloads that leave the upstream unchanged. The
-//! breaker is atomics only; the cap is a tokio semaphore, whose uncontended path is a single
-//! atomic and whose wait list is per upstream, never global.
+//! The circuit breaker that fails fast while a core is failing (the concurrency cap is in
+//! `concurrency.rs`). Per upstream, kept across reloads that leave the upstream unchanged,
+//! atomics only.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
 use super::now_ms;
-use crate::config::{CircuitBreakerConfig, ConcurrencyConfig};
+use crate::config::CircuitBreakerConfig;
 
 /// Why a request was not let through to the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,44 +15,6 @@ pub enum Refusal {
     Saturated,
     /// The breaker is open; retry after this many seconds.
     CircuitOpen { retry_after_secs: u64 },
-}
-
-/// The concurrency cap of one upstream.
-#[derive(Debug)]
-pub struct ConcurrencyCap {
-    slots: Arc<Semaphore>,
-    waiting: AtomicUsize,
-    queue: usize,
-    queue_timeout: Duration,
-}
-
-impl ConcurrencyCap {
-    pub fn new(config: &ConcurrencyConfig) -> Option<Self> {
-        (config.max > 0).then(|| ConcurrencyCap {
-            slots: Arc::new(Semaphore::new(config.max)),
-            waiting: AtomicUsize::new(0),
-            queue: config.queue,
-            queue_timeout: config.queue_timeout,
-        })
-    }
-
-    /// A slot, held until the permit is dropped (when the request ends).
-    pub async fn admit(&self) -> Result<OwnedSemaphorePermit, Refusal> {
-        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(permit);
-        }
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.queue {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(Refusal::Saturated);
-        }
-        let waited =
-            tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
-        match waited {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(Refusal::Saturated),
-        }
-    }
 }
 
 /// A consecutive-failure circuit breaker: closed → open (fail fast) → half-open (one probe)
@@ -184,25 +140,5 @@ mod tests {
         assert!(b.admit().is_ok());
         b.record(false);
         assert!(b.admit().is_err());
-    }
-
-    #[tokio::test]
-    async fn the_cap_queues_then_refuses() {
-        let cap = ConcurrencyCap::new(&ConcurrencyConfig {
-            max: 1,
-            queue: 1,
-            queue_timeout: Duration::from_millis(50),
-        })
-        .unwrap();
-        let held = cap.admit().await.unwrap();
-        // One may wait (and times out), a second waiter is refused at once.
-        let (waiter, refused) = tokio::join!(cap.admit(), async {
-            tokio::task::yield_now().await;
-            cap.admit().await
-        });
-        assert_eq!(waiter.unwrap_err(), Refusal::Saturated);
-        assert_eq!(refused.unwrap_err(), Refusal::Saturated);
-        drop(held);
-        assert!(cap.admit().await.is_ok());
     }
 }

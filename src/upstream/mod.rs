@@ -1,6 +1,7 @@
 //! Upstream clusters: targets, balancing, health, and the peer settings pingora needs.
 
 mod balancer;
+mod concurrency;
 mod guard;
 mod health_check;
 mod target;
@@ -8,7 +9,8 @@ mod target;
 use std::sync::Arc;
 
 pub use balancer::Balancer;
-pub use guard::{CircuitBreaker, ConcurrencyCap, Refusal};
+pub use concurrency::{ConcurrencyCap, Slot};
+pub use guard::{CircuitBreaker, Refusal};
 pub use health_check::HealthChecker;
 pub use target::{now_ms, InFlight, Target, TargetHealth};
 
@@ -34,7 +36,7 @@ pub struct Upstream {
     pub health_check: Option<HealthCheckConfig>,
     pub passive: PassiveHealthConfig,
     pub metrics: UpstreamMetrics,
-    pub concurrency: Option<ConcurrencyCap>,
+    pub concurrency: Option<std::sync::Arc<ConcurrencyCap>>,
     pub breaker: Option<CircuitBreaker>,
     /// The config it was built from, and the CA file's contents: a reload keeps this
     /// upstream (health, pools, balancer position) when both are unchanged.
@@ -45,7 +47,7 @@ pub struct Upstream {
 impl Upstream {
     /// Lets a request through to the core, or says why not: the breaker is open, or the
     /// concurrency cap and its queue are full. The permit is held until the request ends.
-    pub async fn admit(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Refusal> {
+    pub async fn admit(&self) -> Result<Option<Slot>, Refusal> {
         if let Some(breaker) = &self.breaker {
             breaker.admit()?;
         }
