@@ -7,8 +7,15 @@ use async_trait::async_trait;
 
 use super::keys::{Key, KeySpec};
 use super::limits::{service_limit, LimitSet, RATELIMIT, RATELIMIT_POLICY};
+use super::redis_config::OnError;
+use super::redis_store::{Decision, RedisStore};
 use super::MAX_KEY_BYTES;
 use crate::{Filter, Flow, RequestContext, RequestHead, ResponseHead};
+
+/// The request attribute that says which store counted the request: `"redis"`, or
+/// `"fallback"` when Redis was unavailable (error, timeout or open breaker) and `on_error`
+/// decided.
+pub(super) const STORE: &str = "rate_limit.store";
 
 pub(super) struct RateLimitFilter {
     pub(super) key: KeySpec,
@@ -16,6 +23,9 @@ pub(super) struct RateLimitFilter {
     pub(super) sets: Vec<LimitSet>,
     /// Overridden key → its index in `sets`.
     pub(super) overrides: HashMap<Key, usize>,
+    /// With `store = "redis"`: the shared store, which `sets` stand in for only through their
+    /// policies and refusals (the counting is in Redis, or in the store's fallback).
+    pub(super) redis: Option<RedisStore>,
     /// The [`RequestContext::attributes`] entry where `on_request` leaves an allowed request's
     /// `"<set> <limit> <left>"` for `on_response`; unique to this instance.
     pub(super) attribute: String,
@@ -53,6 +63,30 @@ impl RateLimitFilter {
         self.overrides.get(key).copied().unwrap_or(0)
     }
 
+    /// Counts a request in Redis, or as its `on_error` says when Redis is unavailable;
+    /// `None` lets the request through uncounted. Sets the `rate_limit.store` attribute.
+    async fn decide_redis(
+        &self,
+        redis: &RedisStore,
+        set: usize,
+        key: &Key,
+        ctx: &mut RequestContext,
+    ) -> Result<Option<Decision>, Flow> {
+        let decision = redis.decide(set, key).await;
+        let store = if decision.is_ok() {
+            "redis"
+        } else {
+            "fallback"
+        };
+        ctx.attributes.insert(STORE.to_owned(), store.to_owned());
+        match (decision, redis.on_error) {
+            (Ok(decision), _) => Ok(Some(decision)),
+            (Err(_), OnError::FailOpen) => Ok(None),
+            (Err(_), OnError::FailClosed) => Err(Flow::Respond(redis.unavailable())),
+            (Err(_), OnError::Local) => Ok(Some(redis.fallback[set].decide(key))),
+        }
+    }
+
     /// Keys tracked by the fullest limit.
     #[cfg(test)]
     pub(super) fn tracked_keys(&self) -> usize {
@@ -74,7 +108,15 @@ impl Filter for RateLimitFilter {
     async fn on_request(&self, req: &mut dyn RequestHead, ctx: &mut RequestContext) -> Flow {
         let key = self.key(req, ctx);
         let set = self.set_for(&key);
-        match self.sets[set].decide(&key) {
+        let decision = match &self.redis {
+            None => self.sets[set].decide(&key),
+            Some(redis) => match self.decide_redis(redis, set, &key, ctx).await {
+                Ok(Some(decision)) => decision,
+                Ok(None) => return Flow::Continue,
+                Err(flow) => return flow,
+            },
+        };
+        match decision {
             Ok((limit, left)) => {
                 ctx.attributes
                     .insert(self.attribute.clone(), format!("{set} {limit} {left}"));

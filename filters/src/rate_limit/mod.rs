@@ -8,8 +8,14 @@
 //! ] }
 //! ```
 //!
-//! This is the local store: each gateway instance counts in its own memory, so N instances
-//! together allow up to N times the limits. (A shared store comes later, as `store = "redis"`.)
+//! With the local store (the default) each gateway instance counts in its own memory, so N
+//! instances together allow up to N times the limits. With `store = "redis"` the counters
+//! live in Redis and are shared by every instance (see [`redis_store`]): one GCRA per key and
+//! limit, all of a request's limits checked at once by a Lua script, and the request counted
+//! only when every limit allows it. When Redis fails, `redis.on_error` lets the request
+//! through, answers 503, or counts it locally at `redis.local_share` of the limits; a breaker
+//! keeps a dead Redis from costing its timeout on every request. Each request's
+//! `rate_limit.store` attribute says which answered: `"redis"` or `"fallback"`.
 //!
 //! Each limit is a GCRA (the generic cell rate algorithm: a token bucket kept as one timestamp
 //! per key, no timers) from the `governor` crate: `requests` per `per` sustained, and up to
@@ -33,9 +39,12 @@
 //! closest to a whole allowance, down to three quarters of `max_keys`. A flood of new keys thus
 //! evicts other fresh keys before it evicts a caller that has spent its allowance.
 
+mod breaker;
 mod filter;
 mod keys;
 mod limits;
+mod redis_config;
+mod redis_store;
 mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -51,15 +60,21 @@ use crate::{BuildContext, BuildError, Filter};
 use filter::RateLimitFilter;
 use keys::{Key, KeySpec};
 use limits::LimitSet;
+pub use redis_config::{OnError, RedisConfig};
+use redis_store::{RedisSettings, RedisStore};
 
 /// Config of the `rate_limit` filter.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
-    /// Where the counters live. `local` (the default, and for now the only store) counts in
-    /// this instance's memory: N gateway instances allow up to N times the limits.
+    /// Where the counters live. `local` (the default) counts in this instance's memory: N
+    /// gateway instances allow up to N times the limits. `redis` shares them through Redis.
     #[serde(default)]
     pub store: RateLimitStore,
+    /// With `store = "redis"`: the Redis server, timeouts and failure policy; defaults
+    /// throughout when unset. Not allowed with `store = "local"`.
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
     /// What requests are counted by: `"client_ip"` (the default), `"consumer"` (the id set by
     /// an authentication filter before this one), `"header:NAME"` or `"attribute:NAME"` (a
     /// request attribute set by an earlier filter). When a request has no such value (no
@@ -90,6 +105,9 @@ pub enum RateLimitStore {
     /// In this gateway instance's memory; kept across reloads that leave the filter unchanged.
     #[default]
     Local,
+    /// In Redis, shared by every instance using it: one limit whatever the number of
+    /// instances.
+    Redis,
 }
 
 /// One limit: `requests` per `per`, with bursts of up to `burst`.
@@ -128,13 +146,15 @@ const MAX_PERIOD: Duration = Duration::from_secs(366 * 24 * 3600);
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 impl RateLimitConfig {
-    pub fn build(&self, _ctx: &BuildContext) -> Result<Arc<dyn Filter>, BuildError> {
-        Ok(Arc::new(self.compile()?))
+    pub fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Filter>, BuildError> {
+        Ok(Arc::new(self.compile(ctx)?))
     }
 
-    fn compile(&self) -> Result<RateLimitFilter, BuildError> {
-        match self.store {
-            RateLimitStore::Local => {}
+    fn compile(&self, ctx: &BuildContext) -> Result<RateLimitFilter, BuildError> {
+        if self.store == RateLimitStore::Local && self.redis.is_some() {
+            return Err(BuildError(
+                "rate_limit: redis is set but store is \"local\"; set store = \"redis\"".to_owned(),
+            ));
         }
         let key = KeySpec::parse(&self.key)?;
         if self.max_keys == 0 {
@@ -173,15 +193,63 @@ impl RateLimitConfig {
             overrides.insert(key_value, sets.len());
             sets.push(LimitSet::compile(limits, &what, self.max_keys)?);
         }
+        let redis = match self.store {
+            RateLimitStore::Local => None,
+            RateLimitStore::Redis => Some(self.redis_store(ctx)?),
+        };
         let id = INSTANCES.fetch_add(1, Ordering::Relaxed);
         Ok(RateLimitFilter {
             key,
             sets,
             overrides,
+            redis,
             attribute: format!("rate_limit.{id}"),
         })
     }
+
+    /// The Redis store, with its local fallback at `local_share` of the limits.
+    fn redis_store(&self, ctx: &BuildContext) -> Result<RedisStore, BuildError> {
+        let config = self.redis.clone().unwrap_or_default();
+        let client = config.client(ctx)?;
+        // In the order of the filter's `sets`: `limits`, then the overrides.
+        let lists: Vec<&[LimitConfig]> = std::iter::once(self.limits.as_slice())
+            .chain(self.overrides.values().map(Vec::as_slice))
+            .collect();
+        let mut fallback = Vec::new();
+        if config.on_error == OnError::Local {
+            let what = std::iter::once("limits".to_owned())
+                .chain(self.overrides.keys().map(|v| format!("overrides.{v:?}")));
+            for (list, what) in lists.iter().zip(what) {
+                let scaled: Vec<LimitConfig> =
+                    list.iter().map(|l| scale(l, config.local_share)).collect();
+                fallback.push(LimitSet::compile(&scaled, &what, self.max_keys)?);
+            }
+        }
+        let settings = RedisSettings {
+            client,
+            timeout: config.timeout,
+            prefix: config.key_prefix.clone(),
+            key_spec: self.key.clone(),
+            breaker: breaker::Breaker::new(config.breaker_failures, config.breaker_open),
+            breaker_open: config.breaker_open,
+            on_error: config.on_error,
+            fallback,
+        };
+        Ok(RedisStore::new(settings, &lists))
+    }
 }
 
+/// A limit at `share` of its rate and burst (at least 1 of each), for the local fallback.
+fn scale(limit: &LimitConfig, share: f64) -> LimitConfig {
+    let part = |n: u32| ((f64::from(n) * share).round() as u32).max(1);
+    LimitConfig {
+        requests: part(limit.requests),
+        burst: Some(part(limit.burst.unwrap_or(limit.requests))),
+        ..limit.clone()
+    }
+}
+
+#[cfg(test)]
+mod redis_tests;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 fn compile(src: &str) -> Result<RateLimitFilter, String> {
     let config: RateLimitConfig = toml::from_str(src).map_err(|e| e.to_string())?;
-    config.compile().map_err(|e| e.0)
+    config.compile(&BuildContext::default()).map_err(|e| e.0)
 }
 
 fn filter(src: &str) -> RateLimitFilter {
@@ -419,7 +419,7 @@ limits = [{ name = "burst", per = "1s", requests = 20, burst = 40 }, { name = "d
 
     for bad in [
         "type = \"rate_limit\"\nlimits = []\nlimit = 1",
-        "type = \"rate_limit\"\nstore = \"redis\"\nlimits = []",
+        "type = \"rate_limit\"\nstore = \"memcached\"\nlimits = []",
         "type = \"rate_limit\"\nlimits = [{ name = \"a\", per = \"1s\", requests = 1, window = 1 }]",
         "type = \"rate_limit\"\nlimits = [{ name = \"a\", per = \"soon\", requests = 1 }]",
         "type = \"rate_limit\"\nlimits = [{ name = \"a\", per = \"1s\", requests = -1 }]",
