@@ -31,6 +31,7 @@ pub struct Metrics {
     upstream_errors: IntCounterVec,
     pub target_healthy: IntGaugeVec,
     filter_rejections: IntCounterVec,
+    filter_events: IntCounterVec,
     pub reloads: IntCounterVec,
     pub config_info: IntGaugeVec,
 }
@@ -97,6 +98,14 @@ impl Metrics {
                 &["route", "filter", "reason"],
             )
             .expect("valid metric"),
+            filter_events: IntCounterVec::new(
+                Opts::new(
+                    "corridor_filter_events_total",
+                    "Notable things filters saw (e.g. a rate-limit store falling back), by route and event",
+                ),
+                &["route", "event"],
+            )
+            .expect("valid metric"),
             reloads: IntCounterVec::new(
                 Opts::new(
                     "corridor_config_reloads_total",
@@ -123,6 +132,7 @@ impl Metrics {
             Box::new(metrics.upstream_errors.clone()),
             Box::new(metrics.target_healthy.clone()),
             Box::new(metrics.filter_rejections.clone()),
+            Box::new(metrics.filter_events.clone()),
             Box::new(metrics.reloads.clone()),
             Box::new(metrics.config_info.clone()),
         ] {
@@ -221,6 +231,14 @@ impl RouteMetrics {
             })
             .inc();
         self.duration.observe(seconds);
+    }
+
+    /// Counts an event a filter reported. Rare enough to resolve the series here.
+    pub fn filter_event(&self, event: &str) {
+        self.metrics
+            .filter_events
+            .with_label_values(&[&self.route, event])
+            .inc();
     }
 
     /// Counts a request a filter answered itself. Rare enough to resolve the series here.

@@ -27,6 +27,9 @@ pub struct RequestContext {
     pub consumer: Option<Consumer>,
     /// Free-form facts for later filters (e.g. a verified claim); never logged whole.
     pub attributes: BTreeMap<String, String>,
+    /// Notable things filters saw (a store fell back, a cache refreshed), counted by the
+    /// gateway as `corridor_filter_events_total{route, event}`. Names are stable snake_case.
+    pub events: Vec<&'static str>,
 }
 
 impl RequestContext {
@@ -37,6 +40,7 @@ impl RequestContext {
             client_ip,
             consumer: None,
             attributes: BTreeMap::new(),
+            events: Vec::new(),
         }
     }
 }

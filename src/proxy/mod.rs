@@ -517,6 +517,9 @@ impl ProxyHttp for Gateway {
             if let (Some(filter), Some(reason)) = (state.answered_by, state.rejection) {
                 route.metrics.rejected(filter, reason);
             }
+            for event in &state.filters.events {
+                route.metrics.filter_event(event);
+            }
         }
         if !self.access_log.enabled() {
             return;

@@ -79,6 +79,9 @@ impl RateLimitFilter {
             "fallback"
         };
         ctx.attributes.insert(STORE.to_owned(), store.to_owned());
+        if decision.is_err() {
+            ctx.events.push("rate_limit_redis_unavailable");
+        }
         match (decision, redis.on_error) {
             (Ok(decision), _) => Ok(Some(decision)),
             (Err(_), OnError::FailOpen) => Ok(None),

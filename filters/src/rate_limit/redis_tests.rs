@@ -63,6 +63,12 @@ async fn call(f: &RateLimitFilter, partner: &str) -> (Result<http::HeaderMap, Re
         }
         Flow::Respond(reply) => Err(reply),
     };
+    // A fallback is also reported as an event, which the gateway counts in its metrics.
+    let fell_back = ctx.attributes.get(STORE).is_some_and(|s| s == "fallback");
+    assert_eq!(
+        ctx.events.contains(&"rate_limit_redis_unavailable"),
+        fell_back
+    );
     (
         outcome,
         ctx.attributes.get(STORE).cloned().unwrap_or_default(),
