@@ -203,8 +203,16 @@ impl Default for ConcurrencyConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct CircuitBreakerConfig {
     /// Failed exchanges in a row (connect errors, timeouts, 502/503/504) that open the
-    /// circuit; 0 = no breaker.
+    /// circuit; 0 = off.
     pub consecutive_failures: u32,
+    /// Share of failed exchanges within `window` that opens the circuit (0 < ratio ≤ 1);
+    /// 0 = off.
+    pub error_ratio: f64,
+    /// Exchanges a window needs before `error_ratio` is judged.
+    pub min_requests: u32,
+    /// Length of the window `error_ratio` is computed over.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
     /// How long it stays open (503 at once) before one probe request is let through.
     #[serde(with = "humantime_serde")]
     pub open_for: Duration,
@@ -214,6 +222,9 @@ impl Default for CircuitBreakerConfig {
     fn default() -> Self {
         CircuitBreakerConfig {
             consecutive_failures: 0,
+            error_ratio: 0.0,
+            min_requests: 20,
+            window: Duration::from_secs(10),
             open_for: Duration::from_secs(10),
         }
     }

@@ -17,13 +17,15 @@ pub enum Refusal {
     CircuitOpen { retry_after_secs: u64 },
 }
 
-/// A consecutive-failure circuit breaker: closed → open (fail fast) → half-open (one probe)
-/// → closed on the probe's success, open again on its failure.
+/// A circuit breaker: closed → open (fail fast) → half-open (one probe) → closed on the
+/// probe's success, open again on its failure. It opens on consecutive failures, or on the
+/// share of failures in a fixed window.
 #[derive(Debug)]
 pub struct CircuitBreaker {
     threshold: u32,
     open_for: Duration,
     failures: AtomicU32,
+    ratio: Option<ErrorRatio>,
     /// 0 while closed; otherwise when the open period ends (ms, `now_ms` clock).
     open_until_ms: AtomicU64,
     /// When the half-open probe was let through (0: none). A probe that never reports (its
@@ -31,12 +33,68 @@ pub struct CircuitBreaker {
     probe_started_ms: AtomicU64,
 }
 
+/// Failures out of exchanges in the current window.
+#[derive(Debug)]
+struct ErrorRatio {
+    ratio: f64,
+    min_requests: u32,
+    window_ms: u64,
+    started_ms: AtomicU64,
+    total: AtomicU32,
+    failed: AtomicU32,
+}
+
+impl ErrorRatio {
+    /// Counts one exchange; true when the window's share of failures opens the circuit.
+    fn trips(&self, success: bool) -> bool {
+        let now = now_ms();
+        let started = self.started_ms.load(Ordering::Acquire);
+        if now.saturating_sub(started) >= self.window_ms
+            && self
+                .started_ms
+                .compare_exchange(started, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.total.store(0, Ordering::Relaxed);
+            self.failed.store(0, Ordering::Relaxed);
+        }
+        let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
+        let failed = if success {
+            self.failed.load(Ordering::Relaxed)
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        let trips = !success
+            && total >= self.min_requests
+            && f64::from(failed) >= self.ratio * f64::from(total);
+        if trips {
+            // The open period judges the core; a fresh window judges it after.
+            self.started_ms.store(0, Ordering::Release);
+        }
+        trips
+    }
+}
+
 impl CircuitBreaker {
     pub fn new(config: &CircuitBreakerConfig) -> Option<Self> {
-        (config.consecutive_failures > 0).then(|| CircuitBreaker {
-            threshold: config.consecutive_failures,
+        let ratio = (config.error_ratio > 0.0).then(|| ErrorRatio {
+            ratio: config.error_ratio,
+            min_requests: config.min_requests.max(1),
+            window_ms: config.window.as_millis() as u64,
+            started_ms: AtomicU64::new(0),
+            total: AtomicU32::new(0),
+            failed: AtomicU32::new(0),
+        });
+        (config.consecutive_failures > 0 || ratio.is_some()).then(|| CircuitBreaker {
+            // 0 would open on every failure: with only the ratio on, streaks never open it.
+            threshold: if config.consecutive_failures > 0 {
+                config.consecutive_failures
+            } else {
+                u32::MAX
+            },
             open_for: config.open_for,
             failures: AtomicU32::new(0),
+            ratio,
             open_until_ms: AtomicU64::new(0),
             probe_started_ms: AtomicU64::new(0),
         })
@@ -71,6 +129,7 @@ impl CircuitBreaker {
     }
 
     pub fn record(&self, success: bool) {
+        let ratio_trips = self.ratio.as_ref().is_some_and(|r| r.trips(success));
         if success {
             self.failures.store(0, Ordering::Relaxed);
             if self.open_until_ms.swap(0, Ordering::AcqRel) != 0 {
@@ -81,13 +140,13 @@ impl CircuitBreaker {
         }
         let probing = self.probe_started_ms.swap(0, Ordering::AcqRel) != 0;
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if probing || failures >= self.threshold {
+        if probing || failures >= self.threshold || ratio_trips {
             self.failures.store(0, Ordering::Relaxed);
             let until = now_ms() + self.open_for.as_millis() as u64;
             self.open_until_ms.store(until.max(1), Ordering::Release);
             tracing::warn!(
                 open_secs = self.open_for.as_secs_f64(),
-                "circuit opened after consecutive failures"
+                "circuit opened: the upstream keeps failing"
             );
         }
     }
@@ -101,8 +160,30 @@ mod tests {
         CircuitBreaker::new(&CircuitBreakerConfig {
             consecutive_failures: threshold,
             open_for: Duration::from_millis(open_for_ms),
+            ..CircuitBreakerConfig::default()
         })
         .unwrap()
+    }
+
+    #[test]
+    fn opens_on_the_share_of_failures_in_a_window() {
+        let b = CircuitBreaker::new(&CircuitBreakerConfig {
+            error_ratio: 0.5,
+            min_requests: 10,
+            window: Duration::from_secs(60),
+            open_for: Duration::from_secs(60),
+            ..CircuitBreakerConfig::default()
+        })
+        .unwrap();
+        // Alternating answers never make a streak, but half of them fail.
+        for _ in 0..4 {
+            b.record(true);
+            b.record(false);
+        }
+        assert!(b.admit().is_ok(), "fewer than min_requests: not judged yet");
+        b.record(true);
+        b.record(false);
+        assert!(b.admit().is_err(), "10 exchanges, 5 failed: open");
     }
 
     #[test]

@@ -96,6 +96,26 @@ pub(super) fn build_upstream(
             errors.push(at.error(format!("upstream \"{name}\": health_check interval, timeout and thresholds must be above 0")));
         }
     }
+    let breaker = &config.circuit_breaker;
+    if !(0.0..=1.0).contains(&breaker.error_ratio)
+        || (breaker.error_ratio > 0.0 && breaker.window.is_zero())
+        || ((breaker.error_ratio > 0.0 || breaker.consecutive_failures > 0)
+            && breaker.open_for.is_zero())
+    {
+        errors.push(at.error(format!(
+            "upstream \"{name}\": circuit_breaker.error_ratio must be within 0..=1, and window and open_for above 0"
+        )));
+    }
+    if config
+        .concurrency
+        .adaptive
+        .as_ref()
+        .is_some_and(|a| a.latency_target.is_zero())
+    {
+        errors.push(at.error(format!(
+            "upstream \"{name}\": concurrency.adaptive.latency_target must be above 0"
+        )));
+    }
     let hash_on = match (&config.hash_on, config.balance) {
         (None, Balance::ConsistentHash) => Some(HashOn::ClientIp),
         (None, _) => None,
