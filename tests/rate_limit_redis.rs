@@ -145,3 +145,146 @@ async fn a_gateway_without_its_redis_fails_closed_or_counts_locally() {
     }
     assert_eq!(accounts(&local, "q").await.status(), 200);
 }
+
+/// A TCP relay to the real Redis that the test can cut and restore: while down, it closes
+/// every relayed connection and every new one at once.
+struct RedisRelay {
+    addr: SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl RedisRelay {
+    async fn start() -> RedisRelay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (up, _) = tokio::sync::watch::channel(true);
+        let switch = up.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                // Subscribed before the check: a switch after it still reaches the relay.
+                let mut state = switch.subscribe();
+                if !*state.borrow_and_update() {
+                    drop(client);
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut redis) = tokio::net::TcpStream::connect(REDIS).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        biased;
+                        _ = state.wait_for(|up| !*up) => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut redis) => {}
+                    }
+                    // Both sockets dropped here: the gateway sees its connection closed.
+                });
+            }
+        });
+        RedisRelay { addr, up }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+async fn redis_unavailable_events(admin: u16) -> f64 {
+    metric(
+        &admin_metrics(admin).await,
+        "corridor_filter_events_total",
+        &[("route", "accounts"), ("event", "rate_limit_redis_unavailable")],
+    )
+    .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_recovers_when_its_redis_comes_back() {
+    require_redis();
+    let core = demo_core("core-1").await;
+    let relay = RedisRelay::start().await;
+    let admin = free_port();
+    let timeout = Duration::from_millis(100);
+    let text = format!(
+        "{}\n{}",
+        config(
+            core,
+            r#"{ name = "minute", per = "1m", requests = 100000 }"#,
+            &format!(
+                r#"url = "redis://{}/0", key_prefix = "{}", on_error = "fail_closed", timeout = "100ms", breaker_failures = 2, breaker_open = "500ms""#,
+                relay.addr,
+                unique_prefix("flap")
+            ),
+        ),
+        admin_section(admin, "")
+    );
+    let gw = Gateway::start_with_admin(&text, admin);
+
+    // Up: counted in Redis.
+    for _ in 0..5 {
+        let resp = accounts(&gw, "p").await;
+        assert_eq!(resp.status(), 200, "{}", gw.stderr());
+        assert!(header(&resp, "ratelimit-policy").is_some());
+    }
+    assert_eq!(redis_unavailable_events(admin).await, 0.0);
+
+    // Down: every answer is the fail_closed 503, counted as a fallback.
+    relay.set_up(false);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let down_requests = 4;
+    for _ in 0..down_requests {
+        let resp = accounts(&gw, "p").await;
+        assert_eq!(header(&resp, "retry-after"), Some("1"));
+        assert_problem(resp, 503, "rate-limit-unavailable").await;
+    }
+    // The breaker is open now: no request waits for Redis's timeout.
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        assert_problem(accounts(&gw, "p").await, 503, "rate-limit-unavailable").await;
+    }
+    let took = started.elapsed();
+    assert!(
+        took < timeout * 10 / 2,
+        "10 requests with the breaker open took {took:?}"
+    );
+    let expected = f64::from(down_requests + 10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut events = redis_unavailable_events(admin).await;
+    while events < expected && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        events = redis_unavailable_events(admin).await;
+    }
+    assert_eq!(events, expected, "fallback events while Redis was down");
+
+    // Up again: the half-open probe and the reconnect bring the Redis store back.
+    relay.set_up(true);
+    let started = std::time::Instant::now();
+    let deadline = started + Duration::from_secs(5);
+    let mut last = None;
+    loop {
+        let resp = accounts(&gw, "p").await;
+        let status = resp.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{}", gw.stderr());
+        last = Some(resp.text().await.unwrap());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still no 200 {:?} after Redis came back: {last:?}\n{}",
+            started.elapsed(),
+            gw.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("recovered after {:?} (last failure {last:?})", started.elapsed());
+    // And it stays up: counted in Redis again, no more fallbacks.
+    let events = redis_unavailable_events(admin).await;
+    for _ in 0..5 {
+        let resp = accounts(&gw, "p").await;
+        assert_eq!(resp.status(), 200, "{}", gw.stderr());
+    }
+    assert_eq!(redis_unavailable_events(admin).await, events);
+}
