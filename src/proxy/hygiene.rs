@@ -11,18 +11,40 @@ use crate::runtime::Settings;
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), plus the
 /// proxy credentials meant for us. Transfer-Encoding is left to pingora, which frames bodies.
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authorization",
+/// Names are parsed once, here: looking a `&str` up in a header map parses it every time.
+static HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
 ];
 
 /// Upstream response headers that reveal the core's software.
-const REVEALING: [&str; 3] = ["server", "x-powered-by", "x-aspnet-version"];
+static REVEALING: [HeaderName; 3] = [
+    header::SERVER,
+    HeaderName::from_static("x-powered-by"),
+    HeaderName::from_static("x-aspnet-version"),
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// X-Forwarded-* kinds believed only from trusted proxies.
+static FORWARDED: [HeaderName; 3] = [X_FORWARDED_PROTO, X_FORWARDED_HOST, header::FORWARDED];
+
+/// The headers of `set` present in `headers`, found in one pass over the (few) headers a
+/// message has; allocates nothing when there are none, the common case.
+fn present(headers: &HeaderMap, set: &[HeaderName]) -> Vec<HeaderName> {
+    headers
+        .keys()
+        .filter(|name| set.contains(name))
+        .cloned()
+        .collect()
+}
 
 /// Are the request headers within the configured count and size?
 pub fn headers_within_limits(headers: &HeaderMap, settings: &Settings) -> bool {
@@ -44,7 +66,7 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, settings: &Settings)
         return Some(peer);
     }
     let mut client = peer;
-    for value in headers.get_all("x-forwarded-for").iter().rev() {
+    for value in headers.get_all(X_FORWARDED_FOR).iter().rev() {
         let Ok(text) = value.to_str() else { break };
         for hop in text.rsplit(',') {
             match hop.trim().parse::<IpAddr>() {
@@ -100,7 +122,7 @@ pub fn forwarded_request(
         .then(|| {
             let hops: Vec<&str> = req
                 .headers
-                .get_all("x-forwarded-for")
+                .get_all(X_FORWARDED_FOR)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .collect();
@@ -108,23 +130,23 @@ pub fn forwarded_request(
         })
         .flatten();
     if !trusted {
-        req.remove_header("x-forwarded-proto");
-        req.remove_header("x-forwarded-host");
-        req.remove_header("forwarded");
+        for name in present(&req.headers, &FORWARDED) {
+            req.remove_header(&name);
+        }
     }
     if let Some(ip) = peer {
         let value = match prior_for {
             Some(prior) => format!("{prior}, {ip}"),
             None => ip.to_string(),
         };
-        let _ = req.insert_header("x-forwarded-for", value);
+        let _ = req.insert_header(X_FORWARDED_FOR, value);
     }
-    if !trusted || !req.headers.contains_key("x-forwarded-proto") {
-        let _ = req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" });
+    if !trusted || !req.headers.contains_key(X_FORWARDED_PROTO) {
+        let _ = req.insert_header(X_FORWARDED_PROTO, if tls { "https" } else { "http" });
     }
-    if !trusted || !req.headers.contains_key("x-forwarded-host") {
+    if !trusted || !req.headers.contains_key(X_FORWARDED_HOST) {
         if let Some(host) = client_host {
-            let _ = req.insert_header("x-forwarded-host", host);
+            let _ = req.insert_header(X_FORWARDED_HOST, host);
         }
     }
 }
@@ -134,15 +156,19 @@ pub fn clean_response(resp: &mut ResponseHeader) {
     for name in hop_by_hop(&resp.headers) {
         resp.remove_header(&name);
     }
-    for name in REVEALING {
-        resp.remove_header(name);
+    for name in present(&resp.headers, &REVEALING) {
+        resp.remove_header(&name);
     }
 }
 
 /// The hop-by-hop headers present, including those the Connection header names. Allocates
 /// nothing when there are none, which is the common case.
 fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
-    let mut found: Vec<HeaderName> = headers
+    let mut found = present(headers, &HOP_BY_HOP);
+    if found.is_empty() {
+        return found;
+    }
+    let named = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -155,11 +181,7 @@ fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
                 "host" | "content-length" | "transfer-encoding"
             )
         })
-        .collect();
-    for name in HOP_BY_HOP {
-        if headers.contains_key(name) {
-            found.push(HeaderName::from_static(name));
-        }
-    }
+        .collect::<Vec<_>>();
+    found.extend(named);
     found
 }
