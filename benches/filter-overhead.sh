@@ -14,23 +14,11 @@ ROUNDS=${ROUNDS:-2}
 CONNS=${CONNS:-50}
 THREADS=${THREADS:-1}
 CORRIDOR_BIN=${CORRIDOR_BIN:-target/release/corridor}
-for tool in nginx wrk curl; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (benches/load.sh installs it)" >&2; exit 1; }
-done
-[ -x "$CORRIDOR_BIN" ] || cargo build --release --bin corridor
-tmp=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-BACKEND=$(port); GATEWAY=$(port)
+source benches/lib.sh
+require_tools nginx wrk curl
+BACKEND=$(free_port); GATEWAY=$(free_port)
 
-cat > "$tmp/nginx.conf" <<NGINX
-worker_processes 1; daemon off; pid $tmp/nginx.pid; error_log $tmp/nginx.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$BACKEND; location / { return 200 '{"status":"ok","padding":"0123456789abcdef"}'; } } }
-NGINX
-nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
+start_backend "$BACKEND"
 
 cat > "$tmp/corridor.toml" <<TOML
 [server]
@@ -63,7 +51,7 @@ chain = "std"
 path = "/std"
 TOML
 "$CORRIDOR_BIN" run --config "$tmp/corridor.toml" 2> "$tmp/corridor.err" & pids+=($!)
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$GATEWAY/plain" >/dev/null 2>&1 && break; sleep 0.2; done
+wait_for "http://127.0.0.1:$GATEWAY/plain"
 
 declare -A total
 for round in $(seq "$ROUNDS"); do

@@ -12,23 +12,11 @@ RATE=${RATE:-20000}
 CONNS=${CONNS:-50}
 ROUTES=${ROUTES:-200}
 CORRIDOR_BIN=${CORRIDOR_BIN:-target/release/corridor}
-for tool in nginx h2load curl; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (benches/load.sh installs it)" >&2; exit 1; }
-done
-[ -x "$CORRIDOR_BIN" ] || cargo build --release --bin corridor
-tmp=$(mktemp -d)
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-BACKEND=$(port); GATEWAY=$(port); ADMIN=$(port)
+source benches/lib.sh
+require_tools nginx h2load curl
+BACKEND=$(free_port); GATEWAY=$(free_port); ADMIN=$(free_port)
 
-cat > "$tmp/nginx.conf" <<NGINX
-worker_processes 1; daemon off; pid $tmp/nginx.pid; error_log $tmp/nginx.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$BACKEND; location / { return 200 '{"status":"ok","padding":"0123456789abcdef"}'; } } }
-NGINX
-nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
+start_backend "$BACKEND"
 
 write_config() { # version-comment
   local i
@@ -46,7 +34,7 @@ write_config() { # version-comment
 mkdir -p "$tmp/conf"
 write_config v0
 "$CORRIDOR_BIN" run --config "$tmp/conf/corridor.toml" 2> "$tmp/corridor.err" & pids+=($!)
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$GATEWAY/x" >/dev/null 2>&1 && break; sleep 0.2; done
+wait_for "http://127.0.0.1:$GATEWAY/x"
 
 measure() { # label
   h2load --h1 -c "$CONNS" --rps $((RATE / CONNS)) -D "$DURATION" --log-file "$tmp/$1.log" \
