@@ -37,6 +37,23 @@ pub struct AccessRecord<'a> {
     pub problem: Option<&'static str>,
 }
 
+/// One audited action of a filter (a detokenization), as logged: who, where, which key
+/// version; never the value or the token.
+#[derive(Serialize)]
+pub struct AuditRecord<'a> {
+    /// Always `"audit"`, so audit lines stand out when they share a stream with access lines.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub time: String,
+    pub request_id: &'a str,
+    pub route: &'a str,
+    pub consumer: Option<&'a str>,
+    pub action: &'static str,
+    pub field: &'a str,
+    pub key_version: u32,
+}
+
+/// A JSON-lines writer: the access log, or the audit log.
 #[derive(Clone)]
 pub struct AccessLog {
     sender: Option<SyncSender<Vec<u8>>>,
@@ -84,6 +101,16 @@ impl AccessLog {
         line.push(b'\n');
         if let Err(TrySendError::Full(_)) = sender.try_send(line) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes an audit record. Unlike an access log line it is never dropped: when the
+    /// writer is behind, this waits for room, since an audit trail with gaps is worthless.
+    pub fn audit(&self, record: &AuditRecord<'_>) {
+        let Some(sender) = &self.sender else { return };
+        if let Ok(mut line) = serde_json::to_vec(record) {
+            line.push(b'\n');
+            let _ = sender.send(line);
         }
     }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, TlsVersion};
 use crate::runtime::{BuildEnv, PathMatch, Runtime};
 
 #[derive(Debug, Parser)]
@@ -68,11 +68,19 @@ pub fn check(path: &Path) -> ExitCode {
 pub fn summary(runtime: &Runtime) -> String {
     let mut out = format!("version {}\nlisteners:\n", runtime.version);
     for l in &runtime.listeners {
-        out += &format!(
-            "  {} (http/1.1{})\n",
-            l.address,
-            if l.h2c { ", h2c" } else { "" }
-        );
+        let protocols = match &l.tls {
+            Some(tls) => format!(
+                "https: h2, http/1.1; TLS {}+; client certificates {}",
+                match tls.min_version {
+                    TlsVersion::Tls12 => "1.2",
+                    TlsVersion::Tls13 => "1.3",
+                },
+                format!("{:?}", tls.client_auth).to_lowercase()
+            ),
+            None if l.h2c => "http/1.1, h2c".into(),
+            None => "http/1.1".into(),
+        };
+        out += &format!("  {} ({protocols})\n", l.address);
     }
     if let Some(admin) = &runtime.admin {
         out += &format!("admin: {}\n", admin.address);

@@ -16,5 +16,6 @@ pub mod proxy;
 pub mod reload;
 pub mod runtime;
 pub mod server;
+pub mod tls;
 pub mod upstream;
 pub mod watch;

@@ -174,7 +174,14 @@ impl Reloader {
 /// them is refused whole, so what serves is always exactly one config.
 fn fixed_at_start(current: &Runtime, next: &Runtime) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
-    if current.listeners != next.listeners {
+    let fixed = |runtime: &Runtime| {
+        runtime
+            .listeners
+            .iter()
+            .map(|l| l.fixed_at_start())
+            .collect::<Vec<_>>()
+    };
+    if fixed(current) != fixed(next) {
         errors.push(format!(
             "listeners changed ({:?} → {:?}): listeners cannot change in place; restart, or start a new process with `corridor run --upgrade` and send SIGQUIT to this one",
             current.listeners.iter().map(|l| l.address).collect::<Vec<_>>(),
@@ -188,7 +195,7 @@ fn fixed_at_start(current: &Runtime, next: &Runtime) -> Result<(), Vec<String>> 
         );
     }
     if current.settings.fixed_at_start() != next.settings.fixed_at_start() {
-        errors.push("[server] threads, grace_period, access_log or upstream_pool_size changed: these apply at start only; restart or upgrade the process".into());
+        errors.push("[server] threads, grace_period, access_log, audit_log or upstream_pool_size changed: these apply at start only; restart or upgrade the process".into());
     }
     if errors.is_empty() {
         Ok(())

@@ -48,6 +48,18 @@ pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // One writer per destination: two writers on one stream could interleave lines.
+    let audit_log = if settings.audit_log == settings.access_log {
+        access_log.clone()
+    } else {
+        match AccessLog::start(&settings.audit_log) {
+            Ok(log) => log,
+            Err(e) => {
+                eprintln!("corridor: cannot open the audit log: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
     let listeners = runtime.listeners.clone();
     let admin = runtime.admin.clone();
     tracing::info!(version = %runtime.version, listeners = listeners.len(), routes = runtime.router.routes().len(), "config loaded");
@@ -70,13 +82,17 @@ pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
     // One proxy service per h2c setting: pingora's server options apply to a whole service,
     // and every service has its own threads, so listeners are grouped rather than split.
     for h2c in [false, true] {
-        let group: Vec<_> = listeners.iter().filter(|l| l.h2c == h2c).collect();
+        let group: Vec<_> = listeners
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.h2c == h2c)
+            .collect();
         if group.is_empty() {
             continue;
         }
         let mut options = HttpServerOptions::default();
         options.h2c = h2c;
-        let gateway = Gateway::new(store.clone(), access_log.clone());
+        let gateway = Gateway::new(store.clone(), access_log.clone(), audit_log.clone());
         let mut service = ProxyServiceBuilder::new(&server.configuration, gateway)
             .name(if h2c {
                 "corridor (h1+h2c)"
@@ -85,8 +101,16 @@ pub fn run(config_path: &Path, upgrade: bool) -> ExitCode {
             })
             .server_options(options)
             .build();
-        for listener in group {
-            service.add_tcp(&listener.address.to_string());
+        for (index, listener) in group {
+            let address = listener.address.to_string();
+            match &listener.tls {
+                Some(_) => service.add_tls_with_settings(
+                    &address,
+                    None,
+                    crate::tls::listener_settings(&store, index),
+                ),
+                None => service.add_tcp(&address),
+            }
         }
         server.add_service(service);
     }

@@ -540,3 +540,29 @@ async fn a_valid_config_prints_its_summary() {
     }
     assert!(!checked.stderr.contains("error"), "{}", checked.stderr);
 }
+
+#[tokio::test]
+async fn filters_written_as_an_array_of_tables_are_a_chain_too() {
+    // Long filter configs cannot be inline tables (TOML 1.0 keeps those on one line), so
+    // `[[chains.NAME.filters]]` without a `[chains.NAME]` header must work, errors included.
+    let text = format!(
+        "{}\n[[chains.web.filters]]\ntype = \"request_id\"\n\n[[chains.web.filters]]\ntype = \"body_limit\"\nmax_bytes = 0\n",
+        edit(&[(
+            "upstream = \"core\"\n",
+            "upstream = \"core\"\nchain = \"web\"\n",
+        )])
+    );
+    let checked = check(&text);
+    assert!(!checked.ok, "{}", checked.stdout);
+    assert!(
+        checked.stderr.contains("corridor.toml:")
+            && checked
+                .stderr
+                .contains("chain \"web\": filter \"body_limit\""),
+        "{}",
+        checked.stderr
+    );
+    let fixed = check(&text.replace("max_bytes = 0", "max_bytes = 1024"));
+    assert!(fixed.ok, "{}", fixed.stderr);
+    assert!(fixed.stdout.contains("(2 filters)"), "{}", fixed.stdout);
+}

@@ -126,3 +126,55 @@ async fn refuses_a_core_whose_name_does_not_match() {
     let resp = client().get(gw.url("/x")).send().await.unwrap();
     assert_eq!(resp.status(), 502);
 }
+
+/// A TLS core that admits only clients with a certificate from `clients`.
+fn mtls_core(server: &Issued, clients: &TestCa) -> ServerConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(clients.der.clone().into()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let key = rustls_pemfile::private_key(&mut server.key_pem.as_bytes())
+        .unwrap()
+        .unwrap();
+    ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![CertificateDer::from(server.der.clone())], key)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn presents_the_configured_client_certificate_to_a_core_that_requires_one() {
+    let core_ca = TestCa::new("core ca");
+    let gateway_clients = TestCa::new("gateway clients ca");
+    let backend = tls_backend(mtls_core(&core_ca.server(&["localhost"]), &gateway_clients)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = core_ca.write(dir.path(), "core-ca.pem");
+    let (cert, key) = gateway_clients
+        .client("corridor-edge", vec![])
+        .write(dir.path(), "edge");
+    let trusted = format!("sni = \"localhost\"\nca_file = \"{}\"", ca.display());
+
+    let gw = Gateway::start(&tls_config(
+        backend,
+        &format!(
+            "{trusted}\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"",
+            cert.display(),
+            key.display()
+        ),
+    ));
+    let resp = client().get(gw.url("/x")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "over tls");
+
+    // Without the certificate the core hangs up, and the partner gets a clean 502.
+    let anonymous = Gateway::start(&tls_config(backend, &trusted));
+    let resp = client().get(anonymous.url("/x")).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+}

@@ -1,6 +1,7 @@
 //! The [`Filter`] trait: one method per proxy phase, each with a do-nothing default.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -63,6 +64,54 @@ pub struct BuildContext {
     /// Directory of the config file that declared the filter: relative paths (key files,
     /// JWKS files) are resolved against it.
     pub base_dir: PathBuf,
+    /// Files read through [`BuildContext::read_file`], with their contents.
+    files_read: Arc<Mutex<Vec<FileRead>>>,
+}
+
+/// A file a filter read while it was built: the path as resolved, and its contents.
+pub type FileRead = (PathBuf, Vec<u8>);
+
+impl BuildContext {
+    pub fn new(base_dir: impl Into<PathBuf>) -> Self {
+        BuildContext {
+            base_dir: base_dir.into(),
+            files_read: Arc::default(),
+        }
+    }
+
+    /// A path from config, resolved against [`BuildContext::base_dir`].
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.base_dir.join(path)
+    }
+
+    /// Reads a file a filter's config names (key files, JWKS, CA bundles). Filters read their
+    /// files through this, never directly: the gateway then knows them, so a changed file is
+    /// a new config version and rebuilds the filter on the next reload. The error names the
+    /// file as resolved, never its contents.
+    pub fn read_file(&self, path: &Path) -> Result<Vec<u8>, String> {
+        let full = self.resolve(path);
+        let contents =
+            std::fs::read(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))?;
+        self.files_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((full, contents.clone()));
+        Ok(contents)
+    }
+
+    /// [`BuildContext::read_file`] for text files.
+    pub fn read_text_file(&self, path: &Path) -> Result<String, String> {
+        String::from_utf8(self.read_file(path)?)
+            .map_err(|_| format!("{} is not UTF-8 text", self.resolve(path).display()))
+    }
+
+    /// The files read so far, with their contents, in the order they were read.
+    pub fn files_read(&self) -> Vec<FileRead> {
+        self.files_read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
 }
 
 /// A filter's config was understood but cannot be built (bad regex, unreadable file...).

@@ -117,7 +117,12 @@ fn merge(
         }
     }
     for (name, chain) in parsed.chains {
-        let chain = locate(chain, file);
+        let span = chain.filters.first().map_or(0..0, |f| f.span());
+        let chain = Located {
+            value: chain,
+            file: file.clone(),
+            span,
+        };
         if let Some(first) = config.chains.get(&name) {
             errors.push(chain.error(format!(
                 "chain \"{name}\" is already defined at {}",

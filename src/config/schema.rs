@@ -23,8 +23,10 @@ pub struct FileConfig {
     pub upstreams: BTreeMap<String, Spanned<UpstreamConfig>>,
     #[serde(default)]
     pub routes: Vec<Spanned<RouteConfig>>,
+    /// Not `Spanned`: toml cannot give a span to a table that only `[[chains.NAME.filters]]`
+    /// headers define, so a chain is located by its first filter.
     #[serde(default)]
-    pub chains: BTreeMap<String, Spanned<ChainConfig>>,
+    pub chains: BTreeMap<String, ChainConfig>,
 }
 
 /// The whole config, merged from its files in name order.
@@ -60,6 +62,9 @@ pub struct ServerConfig {
     pub internal_header_prefixes: Vec<String>,
     /// Where access log lines go: "stdout", "off", or a file path.
     pub access_log: String,
+    /// Where audit records go (one JSON line per detokenization): "stdout", "off", or a
+    /// file path. Unlike access log lines, audit records are never dropped.
+    pub audit_log: String,
     /// Idle keep-alive connections kept to upstreams, for all upstreams together.
     pub upstream_pool_size: usize,
     /// How often the config files are re-read even without a change notification: a safety
@@ -79,6 +84,7 @@ impl Default for ServerConfig {
             max_buffered_body_bytes: 1024 * 1024,
             internal_header_prefixes: vec!["x-corridor-".into(), "x-consumer-".into()],
             access_log: "stdout".into(),
+            audit_log: "stdout".into(),
             upstream_pool_size: 256,
             config_rescan: Duration::from_secs(30),
         }
@@ -113,6 +119,59 @@ pub struct ListenerConfig {
     /// Accept HTTP/2 over cleartext with prior knowledge (h2c) beside HTTP/1.1.
     #[serde(default = "yes")]
     pub h2c: bool,
+    /// Serve HTTPS on this listener (HTTP/2 and HTTP/1.1 by ALPN).
+    #[serde(default)]
+    pub tls: Option<Spanned<ListenerTlsConfig>>,
+}
+
+/// `[listeners.tls]`: certificates, protocol versions and client certificates.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsConfig {
+    /// Certificate chains with their keys; the client's SNI picks the one whose names match,
+    /// the first serves clients that send no SNI or an unknown name.
+    pub certificates: Spanned<Vec<CertificateConfig>>,
+    /// Oldest TLS version accepted: "1.3" (the default) or "1.2".
+    #[serde(default)]
+    pub min_version: TlsVersion,
+    /// Whether clients are asked for a certificate (mTLS).
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// PEM bundle of the CAs that sign partners' client certificates; required unless
+    /// `client_auth` is "none".
+    #[serde(default)]
+    pub client_ca_file: Option<Spanned<PathBuf>>,
+}
+
+/// A certificate chain (leaf first) and its private key, as PEM files.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateConfig {
+    pub cert_file: Spanned<PathBuf>,
+    pub key_file: Spanned<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[default]
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+/// How a listener treats client certificates.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// Never asked for.
+    #[default]
+    None,
+    /// Asked for and verified when sent; connections without one are accepted, and routes
+    /// decide (e.g. with `mtls_consumer`).
+    Optional,
+    /// The handshake fails without a certificate the CA bundle verifies.
+    Required,
 }
 
 fn yes() -> bool {
@@ -140,6 +199,12 @@ pub struct UpstreamConfig {
     /// PEM bundle of CAs that sign the targets' certificates; default: the system's.
     #[serde(default)]
     pub ca_file: Option<Spanned<PathBuf>>,
+    /// Client certificate Corridor presents to the targets (mTLS toward the core), with
+    /// `client_key_file`.
+    #[serde(default)]
+    pub client_cert_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub client_key_file: Option<Spanned<PathBuf>>,
     #[serde(default)]
     pub timeouts: TimeoutConfig,
     /// Extra attempts after a failed one: always when the connection failed before the

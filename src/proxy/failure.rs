@@ -19,6 +19,8 @@ pub enum Failure {
     /// The upstream's circuit breaker is open.
     CircuitOpen,
     UpstreamTimeout,
+    /// The connection negotiated a TLS version the listener does not accept.
+    TlsVersionRefused,
     Internal,
 }
 
@@ -70,6 +72,11 @@ impl Failure {
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream-timeout",
                 "Upstream timed out",
+            ),
+            Failure::TlsVersionRefused => (
+                StatusCode::UPGRADE_REQUIRED,
+                "tls-version-refused",
+                "This listener requires TLS 1.3",
             ),
             Failure::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -21,9 +21,10 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::access_log::{AccessLog, AccessRecord};
+use crate::access_log::{AccessLog, AccessRecord, AuditRecord};
 use crate::runtime::Route;
 use crate::runtime::Runtime;
+use crate::tls::PeerTls;
 use crate::upstream::{HashOn, Refusal};
 pub use failure::Failure;
 use state::RequestState;
@@ -32,16 +33,22 @@ use state::RequestState;
 pub struct Gateway {
     runtime: Arc<ArcSwap<Runtime>>,
     access_log: AccessLog,
+    audit_log: AccessLog,
     /// Upstream connections for the buffered path (the streaming path uses pingora's own).
     connector: Connector,
     no_route: Arc<str>,
 }
 
 impl Gateway {
-    pub fn new(runtime: Arc<ArcSwap<Runtime>>, access_log: AccessLog) -> Self {
+    pub fn new(
+        runtime: Arc<ArcSwap<Runtime>>,
+        access_log: AccessLog,
+        audit_log: AccessLog,
+    ) -> Self {
         Gateway {
             runtime,
             access_log,
+            audit_log,
             connector: Connector::new(None),
             no_route: Arc::from("-"),
         }
@@ -196,6 +203,14 @@ impl ProxyHttp for Gateway {
             .map(|a| a.ip());
         state.filters.client_ip =
             hygiene::client_ip(state.peer_ip, &session.req_header().headers, settings);
+        state.over_tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        if let Some(peer_tls) = peer_tls(session) {
+            if peer_tls.version_refused {
+                reply::send_failure(session, state, Failure::TlsVersionRefused, 0).await?;
+                return Ok(true);
+            }
+            state.filters.client_cert = peer_tls.client_cert.clone();
+        }
 
         if !hygiene::headers_within_limits(&session.req_header().headers, settings) {
             reply::send_failure(session, state, Failure::HeadersTooLarge, 0).await?;
@@ -309,7 +324,7 @@ impl ProxyHttp for Gateway {
             upstream,
             state.peer_ip,
             host.as_deref(),
-            false,
+            state.over_tls,
             &state.runtime.settings,
         );
         if let Some(route) = &state.route {
@@ -521,6 +536,20 @@ impl ProxyHttp for Gateway {
                 route.metrics.filter_event(event);
             }
         }
+        let time = || humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let consumer = state.filters.consumer.as_ref().map(|c| c.id.as_str());
+        for entry in &state.filters.audit {
+            self.audit_log.audit(&AuditRecord {
+                kind: "audit",
+                time: time(),
+                request_id: &state.filters.request_id,
+                route: &state.filters.route_id,
+                consumer,
+                action: entry.action,
+                field: &entry.field,
+                key_version: entry.key_version,
+            });
+        }
         if !self.access_log.enabled() {
             return;
         }
@@ -529,7 +558,7 @@ impl ProxyHttp for Gateway {
             .zip(state.target)
             .map(|(u, i)| u.targets[i].label.as_ref());
         self.access_log.record(&AccessRecord {
-            time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            time: time(),
             request_id: &state.filters.request_id,
             route: &state.filters.route_id,
             method: req.method.as_str(),
@@ -543,9 +572,19 @@ impl ProxyHttp for Gateway {
             bytes_in: session.body_bytes_read() as u64,
             bytes_out: state.bytes_out.max(session.body_bytes_sent() as u64),
             client_ip: state.filters.client_ip.map(|ip| ip.to_string()),
-            consumer: state.filters.consumer.as_ref().map(|c| c.id.as_str()),
+            consumer,
             answered_by: state.answered_by,
             problem: state.failure.map(|f| f.problem().kind),
         });
     }
+}
+
+/// What the TLS handshake of this request's connection established, on HTTPS listeners.
+fn peer_tls(session: &Session) -> Option<&PeerTls> {
+    session
+        .digest()?
+        .ssl_digest
+        .as_ref()?
+        .extension
+        .get::<PeerTls>()
 }

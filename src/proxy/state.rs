@@ -19,6 +19,8 @@ pub struct RequestState {
     pub filters: RequestContext,
     /// The peer's address as seen on the socket.
     pub peer_ip: Option<std::net::IpAddr>,
+    /// The client connection is HTTPS (for X-Forwarded-Proto).
+    pub over_tls: bool,
     /// Index of the target of the current attempt, and the ones already tried.
     pub target: Option<usize>,
     pub tried: Vec<usize>,
@@ -54,6 +56,7 @@ impl RequestState {
             route: None,
             filters: RequestContext::new(request_id, no_route, None),
             peer_ip: None,
+            over_tls: false,
             target: None,
             tried: Vec::new(),
             in_flight: None,

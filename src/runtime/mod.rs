@@ -20,6 +20,7 @@ pub use rewrite::Rewrite;
 pub use router::{HeaderMatch, HostMatch, Matcher, PathMatch, Router};
 
 use crate::metrics::RouteMetrics;
+use crate::tls::ListenerTls;
 use crate::upstream::Upstream;
 
 /// A route, ready to serve.
@@ -41,7 +42,16 @@ pub struct Route {
 #[derive(Clone)]
 pub struct BuiltChain {
     pub chain: Arc<Chain>,
-    pub filters: Vec<(FilterConfig, Arc<dyn Filter>)>,
+    pub filters: Vec<BuiltFilter>,
+}
+
+/// A filter with what it was built from: its config, and the files it read (path and
+/// SHA-256 of the contents). Both must be unchanged for a reload to keep it.
+#[derive(Clone)]
+pub struct BuiltFilter {
+    pub config: FilterConfig,
+    pub files: Vec<(PathBuf, [u8; 32])>,
+    pub filter: Arc<dyn Filter>,
 }
 
 /// Where the access log goes.
@@ -64,6 +74,7 @@ pub struct Settings {
     /// Lowercase prefixes of headers only Corridor may set.
     pub internal_header_prefixes: Vec<String>,
     pub access_log: AccessLogTarget,
+    pub audit_log: AccessLogTarget,
     pub upstream_pool_size: usize,
     pub config_rescan: Duration,
 }
@@ -75,6 +86,7 @@ impl Settings {
             self.threads,
             self.grace_period,
             &self.access_log,
+            &self.audit_log,
             self.upstream_pool_size,
         )
     }
@@ -85,10 +97,20 @@ impl Settings {
 }
 
 /// A listener as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Listener {
     pub address: SocketAddr,
     pub h2c: bool,
+    /// HTTPS settings; None for cleartext.
+    pub tls: Option<Arc<ListenerTls>>,
+}
+
+impl Listener {
+    /// What only a restart can change: the socket, and how it speaks. Certificates, keys
+    /// and client-certificate settings reload.
+    pub fn fixed_at_start(&self) -> (SocketAddr, bool, bool) {
+        (self.address, self.h2c, self.tls.is_some())
+    }
 }
 
 impl std::fmt::Debug for BuiltChain {

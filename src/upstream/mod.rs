@@ -38,10 +38,11 @@ pub struct Upstream {
     pub metrics: UpstreamMetrics,
     pub concurrency: Option<std::sync::Arc<ConcurrencyCap>>,
     pub breaker: Option<CircuitBreaker>,
-    /// The config it was built from, and the CA file's contents: a reload keeps this
-    /// upstream (health, pools, balancer position) when both are unchanged.
+    /// The config it was built from, and a digest of the files it names (CA, client
+    /// certificate): a reload keeps this upstream (health, pools, balancer position) when
+    /// both are unchanged.
     pub definition: UpstreamConfig,
-    pub ca_pem: Option<Vec<u8>>,
+    pub files_sha256: [u8; 32],
 }
 
 impl Upstream {

@@ -2,7 +2,8 @@
 //!
 //! Submodules, all re-exported here: [`configs`] (config text builders), [`backends`] (demo
 //! cores and test backends), [`http`] (header and raw-socket HTTP helpers), [`problems`]
-//! (problem+json assertions), [`admin`] (the admin API) and [`metrics`] (Prometheus text).
+//! (problem+json assertions), [`admin`] (the admin API), [`metrics`] (Prometheus text) and
+//! [`pki`] (certificates made at test time).
 #![allow(dead_code)]
 
 pub mod admin;
@@ -10,11 +11,12 @@ pub mod backends;
 pub mod configs;
 pub mod http;
 pub mod metrics;
+pub mod pki;
 pub mod problems;
 
 // Every test binary uses some of these, none uses all.
 #[allow(unused_imports)]
-pub use {admin::*, backends::*, configs::*, http::*, metrics::*, problems::*};
+pub use {admin::*, backends::*, configs::*, http::*, metrics::*, pki::*, problems::*};
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use redis::IntoConnectionInfo;
 use serde::Deserialize;
 
+use crate::redis_client::RedisEndpoint;
 use crate::{BuildContext, BuildError};
 
 /// Where and how a `rate_limit` filter with `store = "redis"` reaches Redis, and what it does
@@ -103,9 +103,6 @@ impl RedisConfig {
     /// Checks the settings and makes the client; connects to nothing. Errors never carry the
     /// URL or the password.
     pub(super) fn client(&self, ctx: &BuildContext) -> Result<redis::Client, BuildError> {
-        if self.timeout.is_zero() || self.timeout > Duration::from_secs(10) {
-            return Err(bad("timeout must be more than 0 and at most 10s"));
-        }
         if self.breaker_failures == 0 {
             return Err(bad("breaker_failures must be at least 1 (got 0)"));
         }
@@ -118,53 +115,14 @@ impl RedisConfig {
                 self.local_share
             )));
         }
-        if !(1..=128).contains(&self.key_prefix.len())
-            || !self.key_prefix.bytes().all(|b| b.is_ascii_graphic())
-        {
-            return Err(bad("key_prefix must be 1 to 128 visible ASCII characters"));
+        RedisEndpoint {
+            url: &self.url,
+            password_env: self.password_env.as_deref(),
+            password_file: self.password_file.as_ref(),
+            timeout: self.timeout,
+            key_prefix: &self.key_prefix,
         }
-        if !self.url.starts_with("redis://") {
-            return Err(bad("url must start with redis://"));
-        }
-        let info = self
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|_| bad("url is not a valid redis:// URL"))?;
-        if info.redis_settings().password().is_some() {
-            return Err(bad(
-                "url must not hold a password: use password_env or password_file",
-            ));
-        }
-        let password = match (&self.password_env, &self.password_file) {
-            (Some(_), Some(_)) => {
-                return Err(bad("password_env and password_file: set one, not both"))
-            }
-            (Some(name), None) => Some(std::env::var(name).map_err(|_| {
-                bad(format_args!(
-                    "password_env: the environment variable {name:?} is not set or not UTF-8"
-                ))
-            })?),
-            (None, Some(path)) => {
-                let path = ctx.base_dir.join(path);
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    bad(format_args!(
-                        "password_file: cannot read {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                Some(text.trim_end_matches(['\r', '\n']).to_owned())
-            }
-            (None, None) => None,
-        };
-        let info = match password {
-            Some(password) if !password.is_empty() => {
-                let settings = info.redis_settings().clone().set_password(password);
-                info.set_redis_settings(settings)
-            }
-            Some(_) => return Err(bad("the password is empty")),
-            None => info,
-        };
-        redis::Client::open(info).map_err(|_| bad("url: cannot make a client for it"))
+        .client(ctx)
+        .map_err(bad)
     }
 }

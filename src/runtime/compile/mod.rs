@@ -4,6 +4,7 @@
 mod chain;
 mod route;
 mod settings;
+mod tls;
 mod upstream;
 
 use std::collections::{BTreeMap, HashSet};
@@ -59,7 +60,7 @@ pub fn compile(config: &Config, env: &BuildEnv) -> Result<Runtime, Vec<ConfigErr
     let server = config.server.as_ref().unwrap_or(&default_server);
     let settings = settings(&server.value, server, &mut errors);
 
-    let listeners = listeners(config, &first_file, &mut errors);
+    let listeners = listeners(config, &first_file, &mut named_files, &mut errors);
     let admin = config
         .admin
         .as_ref()
@@ -77,7 +78,10 @@ pub fn compile(config: &Config, env: &BuildEnv) -> Result<Runtime, Vec<ConfigErr
     let mut chains = BTreeMap::new();
     for (name, chain) in &config.chains {
         let kept = previous.and_then(|p| p.chains.get(name));
-        chains.insert(name.clone(), build_chain(name, chain, kept, &mut errors));
+        chains.insert(
+            name.clone(),
+            build_chain(name, chain, kept, &mut named_files, &mut errors),
+        );
     }
 
     let mut routes = Vec::new();

@@ -2,11 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 use super::relative_to;
+use super::tls::listener_tls;
 use crate::config::{AdminConfig, Config, ConfigError, Located, ServerConfig};
 use crate::runtime::{AccessLogTarget, Admin, Listener, Settings};
 
@@ -40,15 +42,8 @@ pub(super) fn settings(
             "max_header_count, max_header_bytes and max_buffered_body_bytes must be above 0",
         ));
     }
-    let access_log = match server.access_log.as_str() {
-        "off" => AccessLogTarget::Off,
-        "stdout" => AccessLogTarget::Stdout,
-        "" => {
-            errors.push(at.error("access_log must be \"stdout\", \"off\" or a file path"));
-            AccessLogTarget::Off
-        }
-        path => AccessLogTarget::File(PathBuf::from(path)),
-    };
+    let access_log = log_target(&server.access_log, "access_log", at, errors);
+    let audit_log = log_target(&server.audit_log, "audit_log", at, errors);
     Settings {
         threads: server
             .threads
@@ -64,8 +59,26 @@ pub(super) fn settings(
             .map(|p| p.to_ascii_lowercase())
             .collect(),
         access_log,
+        audit_log,
         upstream_pool_size: server.upstream_pool_size,
         config_rescan: server.config_rescan,
+    }
+}
+
+fn log_target(
+    text: &str,
+    key: &str,
+    at: &Located<ServerConfig>,
+    errors: &mut Vec<ConfigError>,
+) -> AccessLogTarget {
+    match text {
+        "off" => AccessLogTarget::Off,
+        "stdout" => AccessLogTarget::Stdout,
+        "" => {
+            errors.push(at.error(format!("{key} must be \"stdout\", \"off\" or a file path")));
+            AccessLogTarget::Off
+        }
+        path => AccessLogTarget::File(PathBuf::from(path)),
     }
 }
 
@@ -104,6 +117,7 @@ pub(super) fn build_admin(
 pub(super) fn listeners(
     config: &Config,
     first_file: &Path,
+    named_files: &mut Vec<Vec<u8>>,
     errors: &mut Vec<ConfigError>,
 ) -> Vec<Listener> {
     let mut out: Vec<Listener> = Vec::new();
@@ -113,10 +127,20 @@ pub(super) fn listeners(
         match text.parse::<SocketAddr>() {
             Ok(address) if out.iter().any(|l| l.address == address) => errors
                 .push(listener.error_at(span, format!("listener {address} is declared twice"))),
-            Ok(address) => out.push(Listener {
-                address,
-                h2c: listener.value.h2c,
-            }),
+            Ok(address) => {
+                let tls = match &listener.value.tls {
+                    Some(tls) => match listener_tls(listener, tls, named_files, errors) {
+                        Some(built) => Some(Arc::new(built)),
+                        None => continue,
+                    },
+                    None => None,
+                };
+                out.push(Listener {
+                    address,
+                    h2c: listener.value.h2c,
+                    tls,
+                })
+            }
             Err(_) => errors
                 .push(listener.error_at(span, format!("listen address \"{text}\" is not ip:port"))),
         }

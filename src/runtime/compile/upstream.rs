@@ -2,13 +2,17 @@
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use http::HeaderName;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::utils::tls::WrappedX509;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
 
-use super::{relative_to, BuildEnv};
+use super::tls::{client_cert_key, read_named};
+use super::BuildEnv;
 use crate::config::{Balance, ConfigError, Located, UpstreamConfig};
 use crate::upstream::{
     Balancer, CircuitBreaker, ConcurrencyCap, HashOn, Target, TargetHealth, Upstream,
@@ -27,31 +31,45 @@ pub(super) fn build_upstream(
 ) -> Option<Arc<Upstream>> {
     let config = &at.value;
     let before = errors.len();
-    let ca_pem = match &config.ca_file {
-        Some(path) => {
-            let full = relative_to(&at.file.path, path.get_ref());
-            match std::fs::read(&full) {
-                Ok(pem) => Some(pem),
-                Err(e) => {
-                    errors.push(at.error_at(
-                        path.span(),
-                        format!(
-                            "upstream \"{name}\": ca_file: cannot read {}: {e}",
-                            full.display()
-                        ),
-                    ));
-                    return None;
-                }
-            }
-        }
-        None => None,
+    let mut file_contents = Vec::new();
+    let mut read = |path: &Option<Spanned<PathBuf>>, what: &str| {
+        let path = path.as_ref()?;
+        let what = format!("upstream \"{name}\": {what}");
+        let contents = read_named(at, path, &what, named_files, errors)?;
+        file_contents.push(contents.clone());
+        Some(contents)
     };
-    if let Some(pem) = &ca_pem {
-        named_files.push(pem.clone());
+    let ca_pem = read(&config.ca_file, "ca_file");
+    let client_cert_pem = read(&config.client_cert_file, "client_cert_file");
+    let client_key_pem = read(&config.client_key_file, "client_key_file");
+    if errors.len() > before {
+        return None;
     }
+    let files_sha256 = files_digest(&file_contents);
     // An unchanged definition keeps its targets' health, pools and balancer position.
-    if let Some(kept) = kept.filter(|k| k.definition == *config && k.ca_pem == ca_pem) {
+    if let Some(kept) = kept.filter(|k| k.definition == *config && k.files_sha256 == files_sha256) {
         return Some(kept.clone());
+    }
+    let client_cert = match (&client_cert_pem, &client_key_pem) {
+        (Some(cert), Some(key)) => match client_cert_key(cert, key) {
+            Ok(cert_key) => Some(cert_key),
+            Err(e) => {
+                errors.push(at.error(format!("upstream \"{name}\": client certificate: {e}")));
+                None
+            }
+        },
+        (None, None) => None,
+        _ => {
+            errors.push(at.error(format!(
+                "upstream \"{name}\": client_cert_file and client_key_file go together"
+            )));
+            None
+        }
+    };
+    if client_cert.is_some() && !config.tls {
+        errors.push(at.error(format!(
+            "upstream \"{name}\": a client certificate needs tls = true"
+        )));
     }
     let targets_span = config.targets.span();
     if config.targets.get_ref().is_empty() {
@@ -190,6 +208,7 @@ pub(super) fn build_upstream(
         peer.options.verify_cert = true;
         peer.options.verify_hostname = true;
         peer.options.ca = ca.clone();
+        peer.client_cert_key = client_cert.clone();
         targets.push(Target {
             address,
             label: Arc::from(text),
@@ -219,7 +238,7 @@ pub(super) fn build_upstream(
         breaker: CircuitBreaker::new(&config.circuit_breaker),
         metrics: env.metrics.upstream(name),
         definition: config.clone(),
-        ca_pem,
+        files_sha256,
     }))
 }
 
@@ -265,4 +284,14 @@ fn parse_ca(pem: &[u8]) -> Result<Arc<[WrappedX509]>, String> {
         return Err("holds no PEM certificate".into());
     }
     Ok(Arc::from(certs.into_boxed_slice()))
+}
+
+/// One digest of the files an upstream names (CA, client certificate and key): a reload
+/// that changes none keeps the upstream, and no key material is kept around to compare.
+fn files_digest(contents: &[Vec<u8>]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for file in contents {
+        hasher.update(Sha256::digest(file));
+    }
+    hasher.finalize().into()
 }
