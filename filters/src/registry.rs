@@ -44,4 +44,8 @@ filter_registry! {
     cors => crate::cors::CorsConfig,
     json_fields => crate::json_fields::JsonFieldsConfig,
     rate_limit => crate::rate_limit::RateLimitConfig,
+    jwt => crate::jwt::JwtConfig,
+    api_key => crate::api_key::ApiKeyConfig,
+    mtls_consumer => crate::mtls_consumer::MtlsConsumerConfig,
+    client_cert_headers => crate::client_cert_headers::ClientCertHeadersConfig,
 }
