@@ -16,17 +16,23 @@ mod context;
 mod filter;
 mod message;
 mod problem;
+mod redis_client;
 mod registry;
 
+pub mod api_key;
 pub mod body_limit;
+pub mod client_cert_headers;
 pub mod cors;
 pub mod headers;
 pub mod json_fields;
+pub mod jwt;
+pub mod mtls_consumer;
 pub mod rate_limit;
 pub mod request_id;
+pub mod tokenize;
 
 pub use chain::{Chain, Stopped};
-pub use context::{Consumer, RequestContext};
+pub use context::{AuditEntry, ClientCertificate, Consumer, RequestContext};
 pub use filter::{BuildContext, BuildError, Filter, Flow, Reply};
 pub use message::{HttpMessage, RequestHead, ResponseHead};
 pub use problem::Problem;
