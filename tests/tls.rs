@@ -8,6 +8,7 @@ use std::path::Path;
 use common::*;
 use rcgen::SanType;
 use reqwest::tls::Version;
+use serde_json::Value;
 
 const HOST: &str = "api.bank.test";
 
@@ -335,5 +336,60 @@ fn an_upstream_client_certificate_needs_its_key_and_tls() {
             .contains("client_cert_file and client_key_file go together"),
         "{}",
         checked.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mtls_consumer_names_the_partner_by_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = TestCa::new("edge ca");
+    let partners = TestCa::new("partners ca");
+    let acme = partners.client("acme-client", vec![]);
+    let unknown = partners.client("initech-client", vec![]);
+    let tls = mtls_keys(dir.path(), &edge.server(&[HOST]), &partners, "optional");
+    let chain = format!(
+        r#"
+[[routes]]
+id = "partners"
+priority = 10
+upstream = "core"
+chain = "partners"
+[routes.match]
+path_prefix = "/test/echo"
+
+[[chains.partners.filters]]
+type = "mtls_consumer"
+match_on = "sha256"
+consumers = [{{ value = "{}", consumer = "acme" }}]
+"#,
+        acme.sha256_hex()
+    );
+    let gw = https_gateway(&tls, &chain).await;
+    let target = url(&gw, HOST, "/test/echo");
+
+    let resp = https_client(&gw, &edge, Some(&acme), |b| b)
+        .get(&target)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = https_client(&gw, &edge, Some(&unknown), |b| b)
+        .get(&target)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 403, "forbidden").await;
+    let resp = https_client(&gw, &edge, None, |b| b)
+        .get(&target)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 401, "client-certificate-required").await;
+
+    let log = gw.settled_access_log().await;
+    let consumers: Vec<&Value> = log.iter().map(|line| &line["consumer"]).collect();
+    assert_eq!(
+        consumers,
+        [&Value::from("acme"), &Value::Null, &Value::Null]
     );
 }
