@@ -3,6 +3,7 @@
 # one Corridor process with one route per chain, side by side, in alternating rounds.
 #   /plain    no chain
 #   /limited  rate_limit keyed by a header (limits far above the load, so nothing is refused)
+#   /quiet    the same with headers = "refused" (no RateLimit headers on allowed answers)
 #   /std      headers + request_id
 # Everything on 127.0.0.1; every process is stopped on exit.
 #
@@ -20,42 +21,13 @@ BACKEND=$(free_port); GATEWAY=$(free_port)
 
 start_backend "$BACKEND"
 
-cat > "$tmp/corridor.toml" <<TOML
-[server]
-threads = $THREADS
-access_log = "off"
-[[listeners]]
-listen = "127.0.0.1:$GATEWAY"
-[upstreams.backend]
-targets = ["127.0.0.1:$BACKEND"]
-[chains.limited]
-filters = [{ type = "rate_limit", key = "header:x-partner", limits = [{ name = "s", per = "1s", requests = 100000000 }] }]
-[chains.std]
-filters = [{ type = "request_id" }, { type = "headers", request = { set = { "x-channel" = "partner" } }, response = { remove = ["x-debug"] } }]
-[[routes]]
-id = "plain"
-upstream = "backend"
-[routes.match]
-path = "/plain"
-[[routes]]
-id = "limited"
-upstream = "backend"
-chain = "limited"
-[routes.match]
-path = "/limited"
-[[routes]]
-id = "std"
-upstream = "backend"
-chain = "std"
-[routes.match]
-path = "/std"
-TOML
+chain_routes_config "$THREADS" "$GATEWAY" "$BACKEND" > "$tmp/corridor.toml"
 "$CORRIDOR_BIN" run --config "$tmp/corridor.toml" 2> "$tmp/corridor.err" & pids+=($!)
 wait_for "http://127.0.0.1:$GATEWAY/plain"
 
 declare -A total
 for round in $(seq "$ROUNDS"); do
-  for route in plain limited std; do
+  for route in plain limited quiet std; do
     wrk -t1 -c"$CONNS" -d2s -H 'x-partner: acme' "http://127.0.0.1:$GATEWAY/$route" >/dev/null
     rps=$(wrk -t1 -c"$CONNS" -d"$DURATION" -H 'x-partner: acme' "http://127.0.0.1:$GATEWAY/$route" |
       awk '/Requests\/sec/ { print $2 }')
@@ -63,7 +35,7 @@ for round in $(seq "$ROUNDS"); do
     total[$route]=$(awk -v a="${total[$route]:-0}" -v b="$rps" 'BEGIN { print a + b }')
   done
 done
-for route in limited std; do
+for route in limited quiet std; do
   awk -v r="$route" -v a="${total[$route]}" -v b="${total[plain]}" \
     'BEGIN { printf "/%s vs /plain: %.3f (mean over rounds)\n", r, a / b }'
 done

@@ -1,5 +1,6 @@
 # Shared by the small bench scripts (sourced, not run): tool checks, a temp dir whose
-# processes are stopped on exit, free loopback ports, and a 1-worker nginx backend.
+# processes are stopped on exit, free loopback ports, a 1-worker nginx backend, and the
+# one-route-per-chain config that filter-overhead.sh and instructions.sh compare.
 # Expects CORRIDOR_BIN to be set and the working directory to be the repository root.
 
 require_tools() {
@@ -28,4 +29,45 @@ NGINX
 wait_for() { # url
   for _ in $(seq 50); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done
   echo "no answer from $1" >&2; exit 1
+}
+
+chain_routes_config() { # threads port backend: one route per chain, for comparing chains
+  cat <<TOML
+[server]
+threads = $1
+access_log = "off"
+[[listeners]]
+listen = "127.0.0.1:$2"
+[upstreams.backend]
+targets = ["127.0.0.1:$3"]
+[chains.limited]
+filters = [{ type = "rate_limit", key = "header:x-partner", limits = [{ name = "s", per = "1s", requests = 100000000 }] }]
+[chains.quiet]
+filters = [{ type = "rate_limit", key = "header:x-partner", headers = "refused", limits = [{ name = "s", per = "1s", requests = 100000000 }] }]
+[chains.std]
+filters = [{ type = "request_id" }, { type = "headers", request = { set = { "x-channel" = "partner" } }, response = { remove = ["x-debug"] } }]
+[[routes]]
+id = "plain"
+upstream = "backend"
+[routes.match]
+path = "/plain"
+[[routes]]
+id = "limited"
+upstream = "backend"
+chain = "limited"
+[routes.match]
+path = "/limited"
+[[routes]]
+id = "quiet"
+upstream = "backend"
+chain = "quiet"
+[routes.match]
+path = "/quiet"
+[[routes]]
+id = "std"
+upstream = "backend"
+chain = "std"
+[routes.match]
+path = "/std"
+TOML
 }

@@ -1,5 +1,6 @@
 //! The per-request context that every filter of a chain shares.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -106,7 +107,7 @@ impl ClientCertificate {
 
 /// State of one request that filters read and write. Created by the gateway before the chain
 /// runs, and dropped when the access log line is written.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RequestContext {
     /// The request id, also sent as X-Request-ID and in every problem body.
     pub request_id: String,
@@ -123,6 +124,8 @@ pub struct RequestContext {
     /// What filters did that an auditor must see (each detokenization), written by the
     /// gateway to the audit log with the time, request id, consumer and route.
     pub audit: Vec<AuditEntry>,
+    /// What filters keep from their request phase for their response phase, by owner.
+    kept: Vec<(u64, Box<dyn Any + Send + Sync>)>,
     /// Notable things filters saw (a store fell back, a cache refreshed), counted by the
     /// gateway as `corridor_filter_events_total{route, event}`. Names are stable snake_case.
     pub events: Vec<&'static str>,
@@ -138,8 +141,27 @@ impl RequestContext {
             consumer: None,
             attributes: BTreeMap::new(),
             audit: Vec::new(),
+            kept: Vec::new(),
             events: Vec::new(),
         }
+    }
+
+    /// Keeps `value` for the filter instance `owner` (an id unique to it) until its
+    /// response phase takes it back. Typed, so it costs no formatting or parsing, and it is
+    /// not seen by other filters, unlike [`RequestContext::attributes`].
+    pub fn keep<T: Any + Send + Sync>(&mut self, owner: u64, value: T) {
+        self.kept.retain(|(kept_by, _)| *kept_by != owner);
+        self.kept.push((owner, Box::new(value)));
+    }
+
+    /// Takes back what `owner` kept, if it kept a `T`.
+    pub fn take_kept<T: Any>(&mut self, owner: u64) -> Option<T> {
+        let index = self
+            .kept
+            .iter()
+            .position(|(kept_by, _)| *kept_by == owner)?;
+        let (_, value) = self.kept.swap_remove(index);
+        value.downcast().ok().map(|value| *value)
     }
 }
 

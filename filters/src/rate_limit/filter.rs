@@ -26,9 +26,19 @@ pub(super) struct RateLimitFilter {
     /// With `store = "redis"`: the shared store, which `sets` stand in for only through their
     /// policies and refusals (the counting is in Redis, or in the store's fallback).
     pub(super) redis: Option<RedisStore>,
-    /// The [`RequestContext::attributes`] entry where `on_request` leaves an allowed request's
-    /// `"<set> <limit> <left>"` for `on_response`; unique to this instance.
-    pub(super) attribute: String,
+    /// Unique to this instance: what `on_request` keeps in the request's context for
+    /// `on_response` is kept under it.
+    pub(super) id: u64,
+    /// Whether allowed answers carry the RateLimit headers too (429s always do).
+    pub(super) announce_allowed: bool,
+}
+
+/// An allowed request, from `on_request` to `on_response`: which set and limit was the
+/// tightest, and how many requests it has left.
+pub(super) struct Allowed {
+    set: usize,
+    limit: usize,
+    left: u32,
 }
 
 impl RateLimitFilter {
@@ -121,8 +131,9 @@ impl Filter for RateLimitFilter {
         };
         match decision {
             Ok((limit, left)) => {
-                ctx.attributes
-                    .insert(self.attribute.clone(), format!("{set} {limit} {left}"));
+                if self.announce_allowed {
+                    ctx.keep(self.id, Allowed { set, limit, left });
+                }
                 Flow::Continue
             }
             Err((limit, wait)) => Flow::Respond(self.sets[set].refusal(limit, wait)),
@@ -135,25 +146,14 @@ impl Filter for RateLimitFilter {
         resp: &mut dyn ResponseHead,
         ctx: &mut RequestContext,
     ) -> Flow {
-        let Some(state) = ctx.attributes.remove(&self.attribute) else {
+        let Some(Allowed { set, limit, left }) = ctx.take_kept(self.id) else {
             return Flow::Continue;
         };
-        let mut numbers = state.split(' ').map(|n| n.parse::<usize>().ok());
-        let (Some(Some(set)), Some(Some(limit)), Some(Some(left))) =
-            (numbers.next(), numbers.next(), numbers.next())
-        else {
-            return Flow::Continue;
-        };
-        let Some(set) = self.sets.get(set) else {
-            return Flow::Continue;
-        };
-        let Some(limit) = set.limits.get(limit) else {
-            return Flow::Continue;
-        };
+        let set = &self.sets[set];
+        let limit = &set.limits[limit];
         // Appended: another rate_limit filter of the chain adds its own items (a Structured
         // Fields list may be split over several fields).
         resp.append_header(RATELIMIT_POLICY, set.policy.clone());
-        let left = u32::try_from(left).unwrap_or(u32::MAX);
         if let Some(value) = service_limit(&limit.name, left, limit.next_in) {
             resp.append_header(RATELIMIT, value);
         }

@@ -221,9 +221,31 @@ impl LimitSet {
     }
 }
 
-/// A `RateLimit` field item: `"name";r=<left>;t=<seconds>`.
+/// A `RateLimit` field item: `"name";r=<left>;t=<seconds>`. Written by hand: it is made
+/// for every allowed request, and `format!` costs several times more.
 pub(super) fn service_limit(name: &str, left: u32, seconds: u64) -> Option<HeaderValue> {
-    HeaderValue::try_from(format!("\"{name}\";r={left};t={seconds}")).ok()
+    let mut item = Vec::with_capacity(name.len() + 32);
+    item.push(b'"');
+    item.extend_from_slice(name.as_bytes());
+    item.extend_from_slice(b"\";r=");
+    push_decimal(&mut item, u64::from(left));
+    item.extend_from_slice(b";t=");
+    push_decimal(&mut item, seconds);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(item)).ok()
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A policy name that is a valid Structured Fields string without escapes, and reads well.

@@ -96,6 +96,20 @@ pub struct RateLimitConfig {
     /// allowance; a dropped key starts afresh.
     #[serde(default = "default_max_keys")]
     pub max_keys: usize,
+    /// Which answers carry the `RateLimit-Policy` and `RateLimit` headers: `"always"` (the
+    /// default: partners see their allowance before they run out) or `"refused"` (only the
+    /// 429s, which saves adding two headers to every allowed answer).
+    #[serde(default)]
+    pub headers: AnnounceOn,
+}
+
+/// Which answers of a `rate_limit` filter carry the RateLimit headers.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AnnounceOn {
+    #[default]
+    Always,
+    Refused,
 }
 
 /// Where a `rate_limit` filter keeps its counters.
@@ -142,7 +156,7 @@ const MAX_KEY_BYTES: usize = 256;
 /// The longest `per`, and the longest time a spent burst may take to come back.
 const MAX_PERIOD: Duration = Duration::from_secs(366 * 24 * 3600);
 
-/// Numbers the filter instances, so each keeps its per-request state under its own attribute.
+/// Numbers the filter instances, so each keeps its per-request state under its own id.
 static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 impl RateLimitConfig {
@@ -203,7 +217,8 @@ impl RateLimitConfig {
             sets,
             overrides,
             redis,
-            attribute: format!("rate_limit.{id}"),
+            id,
+            announce_allowed: self.headers == AnnounceOn::Always,
         })
     }
 

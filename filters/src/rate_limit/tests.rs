@@ -61,7 +61,7 @@ async fn call_with(f: &RateLimitFilter, headers: &[(&str, &str)], mut c: Request
         Flow::Continue => {
             let (mut resp, _) = http::Response::new(()).into_parts();
             f.on_response(&req, &mut resp, &mut c).await;
-            assert!(!c.attributes.contains_key(&f.attribute));
+            assert!(c.take_kept::<super::filter::Allowed>(f.id).is_none());
             Answer::Allowed(resp.headers)
         }
         Flow::Respond(reply) => Answer::Refused(reply),
@@ -110,6 +110,24 @@ async fn exact_allowance_then_429_with_headers() {
     // Refused requests do not push the wait further.
     let again = call(&f, ip(1), &[]).await.refused();
     assert!(text(&again.headers, "retry-after").parse::<u64>().unwrap() <= retry);
+}
+
+#[tokio::test]
+async fn headers_refused_keeps_the_headers_for_the_429s() {
+    let f = filter(
+        r#"headers = "refused"
+limits = [{ name = "minute", per = "1m", requests = 2 }]"#,
+    );
+    for _ in 0..2 {
+        let h = call(&f, ip(1), &[]).await.allowed();
+        assert!(h.get("ratelimit").is_none() && h.get("ratelimit-policy").is_none());
+    }
+    let reply = call(&f, ip(1), &[]).await.refused();
+    assert_eq!(
+        text(&reply.headers, "ratelimit-policy"),
+        "\"minute\";q=2;w=60"
+    );
+    assert!(reply.headers.get("ratelimit").is_some());
 }
 
 #[tokio::test]
@@ -255,10 +273,13 @@ async fn attribute_key_and_client_ip_overrides() {
         r#"key = "attribute:tenant"
 limits = [{ name = "minute", per = "1m", requests = 1 }]"#,
     );
-    let mut c = ctx(ip(1));
-    c.attributes.insert("tenant".into(), "t-1".into());
-    call_with(&f, &[], c.clone()).await.allowed();
-    call_with(&f, &[], c).await.refused();
+    let tenant = || {
+        let mut c = ctx(ip(1));
+        c.attributes.insert("tenant".into(), "t-1".into());
+        c
+    };
+    call_with(&f, &[], tenant()).await.allowed();
+    call_with(&f, &[], tenant()).await.refused();
     call(&f, ip(1), &[]).await.allowed();
 
     let f = filter(

@@ -54,13 +54,16 @@ async fn a_cache_hit_still_checks_the_binding_and_scopes() {
     let token = rsa_a().sign(&claims_with(json!({"cnf": {"x5t#S256": b64(&thumbprint)}})));
     let auth = format!("Bearer {token}");
     let headers = [("authorization", auth.as_str())];
-    let mut with_cert = ctx();
-    with_cert.client_cert = Some(cert);
-    call_with(&f, &headers, with_cert.clone()).await.passed();
+    let with_cert = || {
+        let mut ctx = ctx();
+        ctx.client_cert = Some(cert.clone());
+        ctx
+    };
+    call_with(&f, &headers, with_cert()).await.passed();
     // Cached now, but this connection has no certificate.
     let (_, refused) = call_with(&f, &headers, ctx()).await.refused();
     assert_eq!(refused.events, ["jwt_cache_hit", "jwt_unbound_cert"]);
-    let (_, ok) = call_with(&f, &headers, with_cert).await.passed();
+    let (_, ok) = call_with(&f, &headers, with_cert()).await.passed();
     assert_eq!(ok.events, ["jwt_cache_hit"]);
 
     let f = filter(r#"required_scopes = ["admin"]"#);
