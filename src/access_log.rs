@@ -20,7 +20,8 @@ pub struct AccessRecord<'a> {
     pub request_id: &'a str,
     pub route: &'a str,
     pub method: &'a str,
-    /// The path without its query, which may carry credentials.
+    /// The path as the client sent it (a filter may change the one sent upstream: never log
+    /// what `detokenize` put there), without its query, which may carry credentials.
     pub path: &'a str,
     pub status: u16,
     pub upstream: Option<&'a str>,

@@ -1,14 +1,16 @@
 //! A simulated legacy core-banking backend.
 //!
 //! It plays the "old core" behind Corridor in the README demo and in the
-//! gateway's integration tests: a few accounts, idempotent payments, and a set
-//! of `/test/...` helpers (echo, slow, status, streaming, hit counter) that let
-//! the tests observe exactly what the gateway forwarded. Errors come in the
-//! legacy style, internal stack trace included, so the gateway has something to
-//! hide. All state lives in memory and dies with the process.
+//! gateway's integration tests: a few accounts and their cards, idempotent
+//! payments, and a set of `/test/...` helpers (echo, slow, status, streaming,
+//! hit counter) that let the tests observe exactly what the gateway forwarded.
+//! Errors come in the legacy style, internal stack trace included, so the
+//! gateway has something to hide. All state lives in memory and dies with the
+//! process.
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod cards;
 mod ledger;
 mod money;
 mod payments;
@@ -27,6 +29,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 pub use accounts::{luhn_valid, Account};
+pub use cards::Card;
 pub use ledger::Ledger;
 pub use money::Amount;
 pub use payments::{iban_valid, Payment, PaymentError, PaymentRequest};
@@ -45,6 +48,8 @@ pub(crate) struct AppState {
     /// key registration then happen atomically, so no race can double a payment.
     /// It is never held across an `.await`.
     ledger: Mutex<Ledger>,
+    /// The cards never change: no lock.
+    cards: Vec<cards::Card>,
 }
 
 impl AppState {
@@ -63,10 +68,12 @@ pub fn router(instance: &str) -> Router {
         instance: instance.to_owned(),
         hits: AtomicU64::new(0),
         ledger: Mutex::new(Ledger::seeded()),
+        cards: cards::seed(),
     });
     Router::new()
         .route("/health", get(health))
         .merge(accounts::routes())
+        .merge(cards::routes())
         .merge(payments::routes())
         .merge(testing::routes())
         .fallback(no_route)

@@ -99,12 +99,13 @@ struct JsonFieldsFilter {
     response: Paths,
 }
 
-const IDENTITY: HeaderValue = HeaderValue::from_static("identity");
+/// `Accept-Encoding` asking the upstream for an uncompressed answer.
+pub(crate) const IDENTITY: HeaderValue = HeaderValue::from_static("identity");
 
 /// Whether a Content-Type says JSON: `application/json` or `application/<anything>+json`,
 /// parameters ignored. Any of several values (or comma-separated items) counts, so a second
 /// header cannot hide a JSON body from the filter.
-fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     headers.get_all(CONTENT_TYPE).iter().any(|value| {
         value.as_bytes().split(|&b| b == b',').any(|item| {
             let essence = item.split(|&b| b == b';').next().unwrap_or_default();
@@ -124,7 +125,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Whether the body carries a content coding (gzip...): its bytes are not the JSON text, and
 /// cannot be checked.
-fn is_encoded(headers: &HeaderMap) -> bool {
+pub(crate) fn is_encoded(headers: &HeaderMap) -> bool {
     headers.get_all(CONTENT_ENCODING).iter().any(|value| {
         value.as_bytes().split(|&b| b == b',').any(|coding| {
             let coding = coding.trim_ascii();
@@ -292,7 +293,7 @@ fn member_cuts(members: &[Member], cuts: &mut Vec<Range<usize>>) {
 
 /// A member name from its quoted literal, escapes decoded. A name that is not a Unicode string
 /// (a lone surrogate escape) is refused: the core might read it as anything.
-fn member_name(literal: &str) -> Result<Cow<'_, str>, String> {
+pub(crate) fn member_name(literal: &str) -> Result<Cow<'_, str>, String> {
     let inner = &literal[1..literal.len() - 1];
     if !inner.contains('\\') {
         return Ok(Cow::Borrowed(inner));
@@ -302,7 +303,7 @@ fn member_name(literal: &str) -> Result<Cow<'_, str>, String> {
         .map_err(|_| "a member name has an invalid escape".to_owned())
 }
 
-fn ws(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn ws(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
         i += 1;
     }
@@ -310,7 +311,7 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// The index just past the string whose opening quote is at `i`.
-fn string_end(b: &[u8], i: usize) -> usize {
+pub(crate) fn string_end(b: &[u8], i: usize) -> usize {
     let mut j = i + 1;
     loop {
         match b[j] {
@@ -322,7 +323,7 @@ fn string_end(b: &[u8], i: usize) -> usize {
 }
 
 /// The index just past the (valid) value starting at `i`.
-fn skip(b: &[u8], i: usize) -> usize {
+pub(crate) fn skip(b: &[u8], i: usize) -> usize {
     match b[i] {
         b'"' => string_end(b, i),
         b'{' | b'[' => {

@@ -48,4 +48,6 @@ filter_registry! {
     api_key => crate::api_key::ApiKeyConfig,
     mtls_consumer => crate::mtls_consumer::MtlsConsumerConfig,
     client_cert_headers => crate::client_cert_headers::ClientCertHeadersConfig,
+    tokenize => crate::tokenize::TokenizeConfig,
+    detokenize => crate::tokenize::DetokenizeConfig,
 }

@@ -241,6 +241,7 @@ impl ProxyHttp for Gateway {
 
         hygiene::strip_internal_headers(session.req_header_mut(), settings);
         if !route.chain.is_empty() {
+            state.client_uri = Some(session.req_header().uri.clone());
             let outcome = route
                 .chain
                 .on_request(
@@ -562,7 +563,7 @@ impl ProxyHttp for Gateway {
             request_id: &state.filters.request_id,
             route: &state.filters.route_id,
             method: req.method.as_str(),
-            path: req.uri.path(),
+            path: state.client_uri.as_ref().unwrap_or(&req.uri).path(),
             status,
             upstream: upstream.map(|u| u.name.as_ref()),
             target,

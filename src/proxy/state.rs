@@ -43,6 +43,10 @@ pub struct RequestState {
     pub permit: Option<crate::upstream::Slot>,
     /// Seconds a refused client should wait (503s of the upstream guards).
     pub retry_after: Option<u64>,
+    /// The target the client sent, kept for the access log when the route has filters: a
+    /// filter may change it (`detokenize` puts a real card number in the path), and the log
+    /// must not show what it became.
+    pub client_uri: Option<http::Uri>,
     /// Status sent to the client, for the access log.
     pub status: u16,
     pub bytes_out: u64,
@@ -71,6 +75,7 @@ impl RequestState {
             replacement_body: None,
             permit: None,
             retry_after: None,
+            client_uri: None,
             status: 0,
             bytes_out: 0,
         }

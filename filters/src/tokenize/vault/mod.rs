@@ -63,8 +63,8 @@ use zeroize::Zeroizing;
 use crate::tokenize::{Detokenized, KeySet, KeySetConfig, TokenEngine, TokenError};
 use crate::{BuildContext, BuildError};
 
-use crypto::{Crypto, OpenError};
 pub use crate::tokenize::ValueKind;
+use crypto::{Crypto, OpenError};
 use redb_store::RedbStore;
 use redis_store::RedisStore;
 pub use redis_store::VaultRedisConfig;

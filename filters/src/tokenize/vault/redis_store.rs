@@ -22,8 +22,8 @@ use tokio::sync::OnceCell;
 
 use super::crypto::Fingerprint;
 use super::{Mint, MAX_ATTEMPTS};
-use crate::tokenize::TokenError;
 use crate::redis_client::RedisEndpoint;
+use crate::tokenize::TokenError;
 use crate::{BuildContext, BuildError};
 
 /// KEYS[1]: the new entry's key; KEYS[2..]: the value's fingerprint keys, the active key
