@@ -630,3 +630,46 @@ fn corridor_check_names_the_filter_and_the_rule_never_a_key() {
     let key = std::fs::read_to_string(k.join("pan-v1.key")).unwrap();
     assert!(!checked.stderr.contains(&key) && !checked.stdout.contains(&key));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_records_go_to_their_own_file_even_with_the_access_log_off() {
+    let keys = key_dir();
+    let core = demo_core("core-1").await;
+    let k = keys.path();
+    let audit_dir = tempfile::tempdir().unwrap();
+    let audit_file = audit_dir.path().join("audit.jsonl");
+    let server = format!(
+        "config_rescan = \"1h\"\naccess_log = \"off\"\naudit_log = \"{}\"",
+        audit_file.display()
+    );
+    let gw = start(|admin| {
+        config(core, admin, &ff1_pan(k, &[1], 1), &ff1_iban(k), "").replacen(
+            "config_rescan = \"1h\"",
+            &server,
+            1,
+        )
+    });
+    let tokens = card_tokens(&gw).await;
+    let (status, body) = get(&gw, &format!("/v1/cards/{}", tokens[0]), ACME_KEY).await;
+    assert_eq!(status, 200, "{body}");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let lines = loop {
+        let text = std::fs::read_to_string(&audit_file).unwrap_or_default();
+        if !text.is_empty() || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let records: Vec<Value> = lines
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "{lines}");
+    assert_eq!(records[0]["type"], "audit");
+    assert_eq!(records[0]["consumer"], "acme");
+    assert_eq!(records[0]["action"], "detokenize");
+    assert_no_real_values(&lines, "the audit log");
+    let access = std::fs::read_to_string(gw.dir.path().join("access.log")).unwrap();
+    assert!(access.is_empty(), "{access}");
+}
