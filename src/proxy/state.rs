@@ -93,17 +93,43 @@ impl RequestState {
     }
 }
 
-/// A new request id: 128 random bits, formatted as a UUIDv4.
+/// A new request id: 128 random bits, formatted as a UUIDv4. Hex is written by hand: this
+/// runs for every request, and two `format!` calls cost about 1% of a passthrough request.
 pub fn new_request_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bits = fastrand::u128(..);
     let bits = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-    let hex = format!("{bits:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    let mut id = [0u8; 36];
+    let mut at = 0;
+    for nibble in (0..32).rev() {
+        if matches!(at, 8 | 13 | 18 | 23) {
+            id[at] = b'-';
+            at += 1;
+        }
+        id[at] = HEX[((bits >> (nibble * 4)) & 0xf) as usize];
+        at += 1;
+    }
+    id.iter().map(|&b| char::from(b)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_request_id;
+
+    #[test]
+    fn request_ids_are_uuid_v4_and_differ() {
+        let id = new_request_id();
+        let groups: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12],
+            "{id}"
+        );
+        assert!(id
+            .bytes()
+            .all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(groups[2].starts_with('4'), "version 4: {id}");
+        assert!(matches!(&groups[3][..1], "8" | "9" | "a" | "b"), "variant: {id}");
+        assert_ne!(id, new_request_id());
+    }
 }
