@@ -129,7 +129,10 @@ mod tests {
             .bytes()
             .all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert!(groups[2].starts_with('4'), "version 4: {id}");
-        assert!(matches!(&groups[3][..1], "8" | "9" | "a" | "b"), "variant: {id}");
+        assert!(
+            matches!(&groups[3][..1], "8" | "9" | "a" | "b"),
+            "variant: {id}"
+        );
         assert_ne!(id, new_request_id());
     }
 }
