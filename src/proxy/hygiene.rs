@@ -134,21 +134,45 @@ pub fn forwarded_request(
             req.remove_header(&name);
         }
     }
+    // Names given as title-case static strings: pingora keeps a case-preserving copy of each
+    // name, and would otherwise allocate one from the `HeaderName`.
     if let Some(ip) = peer {
         let value = match prior_for {
             Some(prior) => format!("{prior}, {ip}"),
-            None => ip.to_string(),
+            None => ip_text(ip),
         };
-        let _ = req.insert_header(X_FORWARDED_FOR, value);
+        let _ = req.insert_header("X-Forwarded-For", value);
     }
     if !trusted || !req.headers.contains_key(X_FORWARDED_PROTO) {
-        let _ = req.insert_header(X_FORWARDED_PROTO, if tls { "https" } else { "http" });
+        let _ = req.insert_header("X-Forwarded-Proto", if tls { "https" } else { "http" });
     }
     if !trusted || !req.headers.contains_key(X_FORWARDED_HOST) {
         if let Some(host) = client_host {
-            let _ = req.insert_header(X_FORWARDED_HOST, host);
+            let _ = req.insert_header("X-Forwarded-Host", host);
         }
     }
+}
+
+/// An address as text. IPv4, by far the common case, is written by hand: the `Display`
+/// formatting machinery costs over 1% of a passthrough request.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
 }
 
 /// Cleans an upstream's response before a partner sees it.
@@ -184,4 +208,25 @@ fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect::<Vec<_>>();
     found.extend(named);
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    #[test]
+    fn ip_text_writes_addresses_as_display_does() {
+        for ip in [
+            "0.0.0.0",
+            "10.0.0.1",
+            "127.0.0.1",
+            "192.168.100.9",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(super::ip_text(ip), ip.to_string());
+        }
+    }
 }
