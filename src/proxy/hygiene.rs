@@ -197,7 +197,13 @@ fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .map(str::trim)
+        // The usual tokens: `close` names no header and Keep-Alive is in HOP_BY_HOP, so
+        // neither needs a name parsed (an allocation) for nothing.
+        .filter(|token| {
+            !token.eq_ignore_ascii_case("keep-alive") && !token.eq_ignore_ascii_case("close")
+        })
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         // A client must not be able to strip what frames or routes the request.
         .filter(|name| {
             !matches!(
