@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::IntoConnectionInfo;
+use tokio::sync::OnceCell;
 
 use crate::BuildContext;
 
@@ -65,5 +67,38 @@ impl RedisEndpoint<'_> {
             None => info,
         };
         redis::Client::open(info).map_err(|_| "url: cannot make a client for it".into())
+    }
+}
+
+/// A connection to Redis made on first use, since building a filter never waits on the
+/// network (`corridor check` builds without a runtime), then shared; it reconnects by itself.
+pub(crate) struct LazyConnection {
+    client: redis::Client,
+    timeout: Duration,
+    connection: OnceCell<ConnectionManager>,
+}
+
+impl LazyConnection {
+    pub(crate) fn new(client: redis::Client, timeout: Duration) -> Self {
+        LazyConnection {
+            client,
+            timeout,
+            connection: OnceCell::new(),
+        }
+    }
+
+    /// The shared connection, connecting (with the timeout) on first use.
+    pub(crate) async fn get(&self) -> redis::RedisResult<ConnectionManager> {
+        let connection = self
+            .connection
+            .get_or_try_init(|| {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1);
+                ConnectionManager::new_with_config(self.client.clone(), config)
+            })
+            .await?;
+        Ok(connection.clone())
     }
 }

@@ -5,16 +5,15 @@ use std::time::Duration;
 
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, StatusCode};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
 
 use super::breaker::Breaker;
 use super::keys::Key;
 use super::limits::LimitSet;
 use super::redis_config::OnError;
 use super::LimitConfig;
+use crate::redis_client::LazyConnection;
 use crate::{Problem, Reply};
 
 /// Checks all of a request's limits at once, on the Redis server's clock, and counts the
@@ -85,10 +84,7 @@ pub(super) struct Unavailable;
 pub(super) type Decision = Result<(usize, u32), (usize, u64)>;
 
 pub(super) struct RedisStore {
-    client: redis::Client,
-    /// Made on first use (building a filter never waits on the network); reconnects by
-    /// itself.
-    connection: OnceCell<ConnectionManager>,
+    connection: LazyConnection,
     script: Script,
     timeout: Duration,
     prefix: String,
@@ -120,8 +116,7 @@ impl RedisStore {
     pub(super) fn new(settings: RedisSettings, sets: &[&[LimitConfig]]) -> Self {
         let open = settings.breaker_open;
         RedisStore {
-            client: settings.client,
-            connection: OnceCell::new(),
+            connection: LazyConnection::new(settings.client, settings.timeout),
             script: Script::new(GCRA),
             timeout: settings.timeout,
             prefix: settings.prefix,
@@ -177,17 +172,7 @@ impl RedisStore {
     }
 
     async fn call(&self, set: usize, key: &Key) -> redis::RedisResult<Decision> {
-        let connection = self
-            .connection
-            .get_or_try_init(|| {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1);
-                ConnectionManager::new_with_config(self.client.clone(), config)
-            })
-            .await?;
-        let mut connection = connection.clone();
+        let mut connection = self.connection.get().await?;
         let hashed = self.hash(key);
         let mut invocation = self.script.prepare_invoke();
         for limit in &self.sets[set] {

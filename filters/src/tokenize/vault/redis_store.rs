@@ -15,14 +15,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use serde::Deserialize;
-use tokio::sync::OnceCell;
 
 use super::crypto::Fingerprint;
 use super::{Mint, MAX_ATTEMPTS};
-use crate::redis_client::RedisEndpoint;
+use crate::redis_client::{LazyConnection, RedisEndpoint};
 use crate::tokenize::TokenError;
 use crate::{BuildContext, BuildError};
 
@@ -121,9 +120,7 @@ impl VaultRedisConfig {
 }
 
 pub(super) struct RedisStore {
-    client: redis::Client,
-    /// Made on first use (building never waits on the network); reconnects by itself.
-    connection: OnceCell<ConnectionManager>,
+    connection: LazyConnection,
     script: Script,
     timeout: Duration,
     /// `{key_prefix}:{namespace}`.
@@ -147,8 +144,7 @@ impl RedisStore {
         ctx: &BuildContext,
     ) -> Result<Self, BuildError> {
         Ok(RedisStore {
-            client: config.client(ctx)?,
-            connection: OnceCell::new(),
+            connection: LazyConnection::new(config.client(ctx)?, config.timeout),
             script: Script::new(TOKENIZE_ONCE),
             timeout: config.timeout,
             prefix: format!("{}:{namespace}", config.key_prefix),
@@ -239,17 +235,7 @@ impl RedisStore {
     }
 
     async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
-        let connection = self
-            .connection
-            .get_or_try_init(|| {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1);
-                ConnectionManager::new_with_config(self.client.clone(), config)
-            })
-            .await?;
-        Ok(connection.clone())
+        self.connection.get().await
     }
 
     /// `call` within the timeout; a Redis error or a timeout is `Unavailable`.
