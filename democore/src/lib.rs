@@ -4,6 +4,8 @@
 //! gateway's integration tests: a few accounts and their cards, idempotent
 //! payments, and a set of `/test/...` helpers (echo, slow, status, streaming,
 //! hit counter) that let the tests observe exactly what the gateway forwarded.
+//! The same accounts are also offered as a SOAP service (`/soap/accounts`),
+//! and [`serve_iso8583`] runs a card host speaking ISO 8583 on its own port.
 //! Errors come in the legacy style, internal stack trace included, so the
 //! gateway has something to hide. All state lives in memory and dies with the
 //! process.
@@ -11,9 +13,11 @@
 
 mod accounts;
 mod cards;
+mod iso8583;
 mod ledger;
 mod money;
 mod payments;
+mod soap;
 mod testing;
 
 use std::net::SocketAddr;
@@ -30,6 +34,7 @@ use serde_json::json;
 
 pub use accounts::{luhn_valid, Account};
 pub use cards::Card;
+pub use iso8583::serve_iso8583;
 pub use ledger::Ledger;
 pub use money::Amount;
 pub use payments::{iban_valid, Payment, PaymentError, PaymentRequest};
@@ -75,6 +80,7 @@ pub fn router(instance: &str) -> Router {
         .merge(accounts::routes())
         .merge(cards::routes())
         .merge(payments::routes())
+        .merge(soap::routes())
         .merge(testing::routes())
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(state.clone(), count_and_tag))
