@@ -11,6 +11,7 @@ pub mod access_log;
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod iso8583;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;
