@@ -93,8 +93,13 @@ pub fn summary(runtime: &Runtime) -> String {
             PathMatch::Prefix(p) => format!("prefix {}", if p.is_empty() { "/" } else { p }),
             PathMatch::Regex(re) => format!("regex {}", re.as_str()),
         };
+        let operation = r
+            .operation
+            .as_deref()
+            .map(|op| format!(", iso8583 operation {op}"))
+            .unwrap_or_default();
         out += &format!(
-            "  {} [priority {}] {} -> upstream {} ({} filters)\n",
+            "  {} [priority {}] {} -> upstream {}{operation} ({} filters)\n",
             r.id,
             r.priority,
             path,
@@ -105,7 +110,10 @@ pub fn summary(runtime: &Runtime) -> String {
     out += "upstreams:\n";
     for (name, u) in &runtime.upstreams {
         let targets: Vec<&str> = u.targets.iter().map(|t| t.label.as_ref()).collect();
-        out += &format!("  {name}: {:?} [{}]\n", u.balancer, targets.join(", "));
+        match &u.card_host {
+            Some(_) => out += &format!("  {name}: iso8583 links [{}]\n", targets.join(", ")),
+            None => out += &format!("  {name}: {:?} [{}]\n", u.balancer, targets.join(", ")),
+        }
     }
     out
 }

@@ -34,6 +34,8 @@ pub struct Metrics {
     filter_events: IntCounterVec,
     pub reloads: IntCounterVec,
     pub config_info: IntGaugeVec,
+    iso8583_links: IntGaugeVec,
+    iso8583_events: IntCounterVec,
 }
 
 impl Metrics {
@@ -122,6 +124,22 @@ impl Metrics {
                 &["version"],
             )
             .expect("valid metric"),
+            iso8583_links: IntGaugeVec::new(
+                Opts::new(
+                    "corridor_iso8583_links_up",
+                    "Links open to a card host, by upstream",
+                ),
+                &["upstream"],
+            )
+            .expect("valid metric"),
+            iso8583_events: IntCounterVec::new(
+                Opts::new(
+                    "corridor_iso8583_link_events_total",
+                    "Card host link events (reconnects, unmatched or late answers, malformed messages, failed echoes), by upstream",
+                ),
+                &["upstream", "event"],
+            )
+            .expect("valid metric"),
             registry,
         };
         for collector in [
@@ -135,6 +153,8 @@ impl Metrics {
             Box::new(metrics.filter_events.clone()),
             Box::new(metrics.reloads.clone()),
             Box::new(metrics.config_info.clone()),
+            Box::new(metrics.iso8583_links.clone()),
+            Box::new(metrics.iso8583_events.clone()),
         ] {
             metrics
                 .registry
@@ -176,6 +196,17 @@ impl Metrics {
             circuit_open: self
                 .upstream_errors
                 .with_label_values(&[upstream, "circuit_open"]),
+        }
+    }
+
+    pub fn iso8583(&self, upstream: &str) -> Iso8583Metrics {
+        let event = |name: &str| self.iso8583_events.with_label_values(&[upstream, name]);
+        Iso8583Metrics {
+            links_up: self.iso8583_links.with_label_values(&[upstream]),
+            reconnects: event("reconnect"),
+            unmatched: event("unmatched_answer"),
+            malformed: event("malformed_answer"),
+            echo_failed: event("echo_failed"),
         }
     }
 
@@ -248,6 +279,17 @@ impl RouteMetrics {
             .with_label_values(&[&self.route, filter, reason])
             .inc();
     }
+}
+
+/// One card host's link series.
+#[derive(Debug)]
+pub struct Iso8583Metrics {
+    pub links_up: IntGauge,
+    pub reconnects: IntCounter,
+    /// Answers no waiting request matched: late (their request timed out) or unknown.
+    pub unmatched: IntCounter,
+    pub malformed: IntCounter,
+    pub echo_failed: IntCounter,
 }
 
 /// One upstream's series.

@@ -222,6 +222,65 @@ pub struct UpstreamConfig {
     /// Fail fast while the core keeps failing.
     #[serde(default)]
     pub circuit_breaker: CircuitBreakerConfig,
+    /// Makes this upstream a card host spoken to in ISO 8583 over persistent TCP links
+    /// instead of HTTP.
+    #[serde(default)]
+    pub iso8583: Option<Spanned<Iso8583Config>>,
+}
+
+/// `[upstreams.NAME.iso8583]`: the card host's message spec and its links.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Iso8583Config {
+    /// The spec file: field formats and the operations routes may name.
+    pub spec_file: Spanned<PathBuf>,
+    /// Length header in front of each message: "binary2" (default) or "ascii4".
+    #[serde(default)]
+    pub framing: crate::upstream::iso8583::Framing,
+    /// Links kept open, spread over the targets (1 to 64).
+    #[serde(default = "two")]
+    pub links: usize,
+    /// Requests in flight on one link; past it, 503 (1 to 10,000).
+    #[serde(default = "sixty_four")]
+    pub max_in_flight: usize,
+    /// Largest message, either way (at most 65,535; 9,999 with "ascii4").
+    #[serde(default = "eight_kib")]
+    pub max_message_bytes: usize,
+    /// How long the host has to answer one request (504 past it).
+    #[serde(default = "fifteen_seconds", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// A link the host has been silent on this long gets an echo (0800); "0s" turns it off.
+    #[serde(default = "thirty_seconds", with = "humantime_serde")]
+    pub echo_interval: Duration,
+    /// Reconnect backoff, doubling from `reconnect_min` up to `reconnect_max`.
+    #[serde(default = "tenth_of_a_second", with = "humantime_serde")]
+    pub reconnect_min: Duration,
+    #[serde(default = "ten_seconds", with = "humantime_serde")]
+    pub reconnect_max: Duration,
+}
+
+fn sixty_four() -> usize {
+    64
+}
+
+fn eight_kib() -> usize {
+    8 * 1024
+}
+
+fn fifteen_seconds() -> Duration {
+    Duration::from_secs(15)
+}
+
+fn thirty_seconds() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn tenth_of_a_second() -> Duration {
+    Duration::from_millis(100)
+}
+
+fn ten_seconds() -> Duration {
+    Duration::from_secs(10)
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -434,6 +493,9 @@ pub struct RouteConfig {
     pub chain: Option<Spanned<String>>,
     #[serde(default)]
     pub rewrite: RewriteConfig,
+    /// For an `iso8583` upstream: the operation of its spec this route performs.
+    #[serde(default)]
+    pub operation: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]

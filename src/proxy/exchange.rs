@@ -20,32 +20,10 @@ use super::{heads, hygiene, reply, Gateway};
 
 pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestState) -> Result<()> {
     let route = state.route.clone().expect("routed before the exchange");
-    let cap = state
-        .runtime
-        .settings
-        .max_buffered_body_bytes
-        .min(state.body_limit.unwrap_or(u64::MAX));
     let upto = route.chain.len();
-
-    let mut body = match read_request_body(session, cap).await? {
-        Some(body) => body,
-        None => return reply::send_failure(session, state, Failure::BodyTooLarge, upto).await,
+    let Some(body) = filtered_request_body(session, state).await? else {
+        return Ok(());
     };
-    state.body_bytes = body.len() as u64;
-    if route.chain.wants_request_body() {
-        let outcome = route
-            .chain
-            .on_request_body(
-                &mut heads::Request(session.req_header_mut()),
-                &mut body,
-                &mut state.filters,
-            )
-            .await;
-        if let Err(stopped) = outcome {
-            state.answered_by = Some(stopped.by);
-            return reply::send_reply(session, state, stopped.reply, stopped.upto).await;
-        }
-    }
 
     let mut upstream_req = session.req_header().clone();
     // Before the rewrite, which keeps only the path.
@@ -56,7 +34,7 @@ pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestSt
     upstream_req.remove_header(&header::TRANSFER_ENCODING);
     upstream_req.insert_header(header::CONTENT_LENGTH, body.len())?;
 
-    let (mut head, mut response_body) = loop {
+    let (mut head, response_body) = loop {
         let peer = match gateway.choose_target(session, state) {
             Ok(peer) => peer,
             Err(failure) => return reply::send_failure(session, state, failure, upto).await,
@@ -97,6 +75,55 @@ pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestSt
     }
 
     hygiene::clean_response(&mut head);
+    filter_and_answer(session, state, head, response_body).await
+}
+
+/// The whole request body, through the chain's body phase when a filter wants it. `None`
+/// when the gateway or a filter has answered already (body too large, refused).
+pub(super) async fn filtered_request_body(
+    session: &mut Session,
+    state: &mut RequestState,
+) -> Result<Option<Bytes>> {
+    let route = state.route.clone().expect("routed before the exchange");
+    let cap = state
+        .runtime
+        .settings
+        .max_buffered_body_bytes
+        .min(state.body_limit.unwrap_or(u64::MAX));
+    let upto = route.chain.len();
+    let Some(mut body) = read_request_body(session, cap).await? else {
+        reply::send_failure(session, state, Failure::BodyTooLarge, upto).await?;
+        return Ok(None);
+    };
+    state.body_bytes = body.len() as u64;
+    if route.chain.wants_request_body() {
+        let outcome = route
+            .chain
+            .on_request_body(
+                &mut heads::Request(session.req_header_mut()),
+                &mut body,
+                &mut state.filters,
+            )
+            .await;
+        if let Err(stopped) = outcome {
+            state.answered_by = Some(stopped.by);
+            reply::send_reply(session, state, stopped.reply, stopped.upto).await?;
+            return Ok(None);
+        }
+    }
+    Ok(Some(body))
+}
+
+/// Sends the upstream's whole answer through the chain's response phases (in reverse), then
+/// to the client with an exact Content-Length.
+pub(super) async fn filter_and_answer(
+    session: &mut Session,
+    state: &mut RequestState,
+    mut head: ResponseHeader,
+    mut body: Bytes,
+) -> Result<()> {
+    let route = state.route.clone().expect("routed before the exchange");
+    let upto = route.chain.len();
     let replaced = route
         .chain
         .on_response(
@@ -115,7 +142,7 @@ pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestSt
             .chain
             .on_response_body(
                 &mut heads::Response(&mut head),
-                &mut response_body,
+                &mut body,
                 &mut state.filters,
             )
             .await;
@@ -124,7 +151,7 @@ pub async fn run(gateway: &Gateway, session: &mut Session, state: &mut RequestSt
             return reply::send_reply(session, state, stopped.reply, stopped.upto).await;
         }
     }
-    reply::write_whole(session, state, head, response_body).await
+    reply::write_whole(session, state, head, body).await
 }
 
 /// The core speaks HTTP/1.1 whatever the client spoke: an h2 request's `:authority` becomes

@@ -19,6 +19,10 @@ pub enum Failure {
     /// The upstream's circuit breaker is open.
     CircuitOpen,
     UpstreamTimeout,
+    /// A card host's link dropped after the request was sent: its outcome is unknown.
+    UpstreamLinkLost,
+    /// The upstream answered with something that does not parse.
+    UpstreamMalformed,
     /// The connection negotiated a TLS version the listener does not accept.
     TlsVersionRefused,
     Internal,
@@ -73,6 +77,16 @@ impl Failure {
                 "upstream-timeout",
                 "Upstream timed out",
             ),
+            Failure::UpstreamLinkLost => (
+                StatusCode::BAD_GATEWAY,
+                "upstream-link-lost",
+                "Link to the upstream dropped before it answered; the outcome is unknown",
+            ),
+            Failure::UpstreamMalformed => (
+                StatusCode::BAD_GATEWAY,
+                "upstream-malformed",
+                "Upstream answered with a malformed message",
+            ),
             Failure::TlsVersionRefused => (
                 StatusCode::UPGRADE_REQUIRED,
                 "tls-version-refused",
@@ -113,6 +127,12 @@ impl Failure {
 
     /// Does this failure count against the target (passive health)?
     pub fn is_target_fault(self) -> bool {
-        matches!(self, Failure::UpstreamFailed | Failure::UpstreamTimeout)
+        matches!(
+            self,
+            Failure::UpstreamFailed
+                | Failure::UpstreamTimeout
+                | Failure::UpstreamLinkLost
+                | Failure::UpstreamMalformed
+        )
     }
 }

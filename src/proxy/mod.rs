@@ -6,6 +6,7 @@ mod exchange;
 mod failure;
 mod heads;
 mod hygiene;
+mod iso_exchange;
 mod reply;
 mod state;
 
@@ -258,6 +259,10 @@ impl ProxyHttp for Gateway {
         // After the chain: a request the filters refuse never takes one of the core's slots.
         if let Err(refusal) = Self::admit(&route, state).await {
             reply::send_failure(session, state, refusal, route.chain.len()).await?;
+            return Ok(true);
+        }
+        if let Some(host) = &route.upstream.card_host {
+            iso_exchange::run(session, state, host).await?;
             return Ok(true);
         }
         if route.chain.wants_request_body() || route.chain.wants_response_body() {

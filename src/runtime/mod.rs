@@ -35,6 +35,8 @@ pub struct Route {
     pub metrics: RouteMetrics,
     /// The config it was built from: a reload keeps this route when it is unchanged.
     pub definition: crate::config::RouteConfig,
+    /// For a route to a card host: the operation of its spec this route performs.
+    pub operation: Option<Arc<str>>,
 }
 
 /// A built chain and the config of each of its filters, so a reload can keep the filters

@@ -4,6 +4,7 @@ mod balancer;
 mod concurrency;
 mod guard;
 mod health_check;
+pub mod iso8583;
 mod target;
 
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct Upstream {
     pub metrics: UpstreamMetrics,
     pub concurrency: Option<std::sync::Arc<ConcurrencyCap>>,
     pub breaker: Option<CircuitBreaker>,
+    /// Set for `iso8583` upstreams: the card host's links, which replace HTTP.
+    pub card_host: Option<Arc<iso8583::CardHost>>,
     /// The config it was built from, and a digest of the files it names (CA, client
     /// certificate): a reload keeps this upstream (health, pools, balancer position) when
     /// both are unchanged.

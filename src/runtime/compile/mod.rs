@@ -2,6 +2,7 @@
 //! file:line:col, so `corridor check` reads like a compiler's output.
 
 mod chain;
+mod iso8583;
 mod route;
 mod settings;
 mod tls;

@@ -95,6 +95,9 @@ pub(super) fn build_route(
             )));
         }
     }
+    let operation = upstream
+        .as_ref()
+        .and_then(|u| check_operation(id, route, u, at, errors));
     if errors.len() > before {
         return None;
     }
@@ -111,7 +114,56 @@ pub(super) fn build_route(
         },
         metrics: env.metrics.route(id),
         definition: route.clone(),
+        operation,
     }))
+}
+
+/// A route to a card host names one operation of its spec, and no path rewrite; a route to
+/// an HTTP upstream names none.
+fn check_operation(
+    id: &str,
+    route: &RouteConfig,
+    upstream: &Upstream,
+    at: &Located<RouteConfig>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Arc<str>> {
+    let name = upstream.name.as_ref();
+    match (&upstream.card_host, &route.operation) {
+        (None, None) => None,
+        (None, Some(operation)) => {
+            errors.push(at.error_at(
+                operation.span(),
+                format!("route \"{id}\": operation is for iso8583 upstreams, and \"{name}\" speaks HTTP"),
+            ));
+            None
+        }
+        (Some(_), None) => {
+            errors.push(at.error(format!(
+                "route \"{id}\": upstream \"{name}\" is a card host: name the operation of its spec this route performs"
+            )));
+            None
+        }
+        (Some(host), Some(operation)) => {
+            if route.rewrite != Default::default() {
+                errors.push(at.error(format!(
+                    "route \"{id}\": rewrite does not apply to a route to a card host"
+                )));
+            }
+            if host.spec().operation(operation.get_ref()).is_none() {
+                let known: Vec<&str> = host.spec().operation_names().collect();
+                errors.push(at.error_at(
+                    operation.span(),
+                    format!(
+                        "route \"{id}\": upstream \"{name}\" has no operation \"{}\" (it has: {})",
+                        operation.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+                return None;
+            }
+            Some(Arc::from(operation.get_ref().as_str()))
+        }
+    }
 }
 
 fn build_matcher(

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use super::tls::{client_cert_key, read_named};
-use super::BuildEnv;
+use super::{iso8583, BuildEnv};
 use crate::config::{Balance, ConfigError, Located, UpstreamConfig};
 use crate::upstream::{
     Balancer, CircuitBreaker, ConcurrencyCap, HashOn, Target, TargetHealth, Upstream,
@@ -42,6 +42,10 @@ pub(super) fn build_upstream(
     let ca_pem = read(&config.ca_file, "ca_file");
     let client_cert_pem = read(&config.client_cert_file, "client_cert_file");
     let client_key_pem = read(&config.client_key_file, "client_key_file");
+    let iso_spec_text = config
+        .iso8583
+        .as_ref()
+        .and_then(|iso| read(&Some(iso.get_ref().spec_file.clone()), "iso8583.spec_file"));
     if errors.len() > before {
         return None;
     }
@@ -71,6 +75,10 @@ pub(super) fn build_upstream(
             "upstream \"{name}\": a client certificate needs tls = true"
         )));
     }
+    let iso_spec = match (&config.iso8583, &iso_spec_text) {
+        (Some(iso), Some(text)) => iso8583::check(name, at, iso, text, errors),
+        _ => None,
+    };
     let targets_span = config.targets.span();
     if config.targets.get_ref().is_empty() {
         errors.push(at.error_at(
@@ -220,6 +228,20 @@ pub(super) fn build_upstream(
     if errors.len() > before {
         return None;
     }
+    let card_host = match (&config.iso8583, iso_spec) {
+        (Some(iso), Some(spec)) => {
+            let addresses = targets.iter().map(|t| (t.address, t.label.clone()));
+            Some(iso8583::card_host(
+                name,
+                config,
+                iso.get_ref(),
+                spec,
+                addresses.collect(),
+                env,
+            ))
+        }
+        _ => None,
+    };
     let balancer = match config.balance {
         Balance::RoundRobin => Balancer::round_robin(&targets),
         Balance::LeastConnections => Balancer::least_connections(),
@@ -236,6 +258,7 @@ pub(super) fn build_upstream(
         passive: config.passive_health.clone(),
         concurrency: ConcurrencyCap::new(&config.concurrency),
         breaker: CircuitBreaker::new(&config.circuit_breaker),
+        card_host,
         metrics: env.metrics.upstream(name),
         definition: config.clone(),
         files_sha256,
