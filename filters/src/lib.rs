@@ -29,6 +29,7 @@ pub mod jwt;
 pub mod mtls_consumer;
 pub mod rate_limit;
 pub mod request_id;
+pub mod soap;
 pub mod tokenize;
 
 pub use chain::{Chain, Stopped};

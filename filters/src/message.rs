@@ -20,6 +20,8 @@ pub trait HttpMessage: Send + Sync {
 /// A request head as the filter chain sees it.
 pub trait RequestHead: HttpMessage {
     fn method(&self) -> &Method;
+    /// Change the method the upstream gets (a protocol translation may need POST).
+    fn set_method(&mut self, method: Method);
     fn uri(&self) -> &Uri;
     fn set_uri(&mut self, uri: Uri);
 }
@@ -50,6 +52,9 @@ impl HttpMessage for http::request::Parts {
 impl RequestHead for http::request::Parts {
     fn method(&self) -> &Method {
         &self.method
+    }
+    fn set_method(&mut self, method: Method) {
+        self.method = method;
     }
     fn uri(&self) -> &Uri {
         &self.uri

@@ -50,4 +50,5 @@ filter_registry! {
     client_cert_headers => crate::client_cert_headers::ClientCertHeadersConfig,
     tokenize => crate::tokenize::TokenizeConfig,
     detokenize => crate::tokenize::DetokenizeConfig,
+    soap => crate::soap::SoapConfig,
 }

@@ -28,6 +28,9 @@ impl RequestHead for Request<'_> {
     fn method(&self) -> &Method {
         &self.0.method
     }
+    fn set_method(&mut self, method: Method) {
+        self.0.set_method(method);
+    }
     fn uri(&self) -> &Uri {
         &self.0.uri
     }
