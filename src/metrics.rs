@@ -207,6 +207,8 @@ impl Metrics {
             unmatched: event("unmatched_answer"),
             malformed: event("malformed_answer"),
             echo_failed: event("echo_failed"),
+            reversals: event("reversal_sent"),
+            reversals_unconfirmed: event("reversal_unconfirmed"),
         }
     }
 
@@ -290,6 +292,9 @@ pub struct Iso8583Metrics {
     pub unmatched: IntCounter,
     pub malformed: IntCounter,
     pub echo_failed: IntCounter,
+    /// Reversals sent for requests whose outcome was unknown, and those never answered.
+    pub reversals: IntCounter,
+    pub reversals_unconfirmed: IntCounter,
 }
 
 /// One upstream's series.

@@ -227,6 +227,8 @@ pub struct Operation {
     pub(crate) approved: Vec<Vec<u8>>,
     pub(crate) declines: BTreeMap<Vec<u8>, Decline>,
     pub(crate) decline_default: Decline,
+    /// The operation sent on the gateway's own when this one's outcome is unknown.
+    pub(crate) reversed_by: Option<String>,
 }
 
 impl Operation {
@@ -236,6 +238,12 @@ impl Operation {
 
     pub fn request_mti(&self) -> [u8; 4] {
         self.request_mti
+    }
+
+    /// The operation that reverses this one when its outcome is unknown (a timeout, a link
+    /// dropped after sending), if the spec names one.
+    pub fn reversed_by(&self) -> Option<&str> {
+        self.reversed_by.as_deref()
     }
 
     pub fn response_mti(&self) -> [u8; 4] {

@@ -158,6 +158,8 @@ struct OperationDef {
     #[serde(default)]
     declines: BTreeMap<String, Spanned<DeclineDef>>,
     decline_default: Option<Spanned<DeclineDef>>,
+    /// The operation the gateway sends on its own when this one's outcome is unknown.
+    reversed_by: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -241,12 +243,40 @@ fn compile(file: SpecFile) -> Result<Spec, Located> {
         decline_default: file.decline_default,
     };
     let mut operations = BTreeMap::new();
+    let mut reversals = Vec::new();
     for (name, def) in file.operations {
-        let operation = compile_operation(&codec, &defaults, &name, def.into_inner())
+        let def = def.into_inner();
+        if let Some(by) = &def.reversed_by {
+            reversals.push((name.clone(), by.clone()));
+        }
+        let operation = compile_operation(&codec, &defaults, &name, def)
             .map_err(|(at, m)| (at, format!("operations.{name}: {m}")))?;
         operations.insert(name, operation);
     }
+    check_reversals(&operations, &reversals)?;
     Ok(Spec { codec, operations })
+}
+
+/// A `reversed_by` names another operation, which is not reversed in turn: a reversal whose
+/// outcome is unknown is repeated, never reversed.
+fn check_reversals(
+    operations: &BTreeMap<String, Operation>,
+    reversals: &[(String, Spanned<String>)],
+) -> Result<(), Located> {
+    for (name, by) in reversals {
+        let at = |m: String| (by.span(), format!("operations.{name}.reversed_by: {m}"));
+        match operations.get(by.get_ref()) {
+            None => return Err(at(format!("no operation {:?}", by.get_ref()))),
+            Some(reversal) if reversal.name == *name || reversal.reversed_by.is_some() => {
+                return Err(at(format!(
+                    "{:?} is reversed in turn; a reversal must not be",
+                    by.get_ref()
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// A field number key: 2 to 128, written plainly.
@@ -474,6 +504,7 @@ fn compile_operation(
         approved,
         declines,
         decline_default,
+        reversed_by: def.reversed_by.map(Spanned::into_inner),
     })
 }
 

@@ -410,6 +410,29 @@ fn spec_errors_name_the_place_and_the_problem() {
 }
 
 #[test]
+fn reversals_name_an_operation_that_is_not_reversed_in_turn() {
+    let with = |pay: &str, refund: &str| {
+        minimal("", pay)
+            + "[operations.refund]\nrequest_mti = \"0400\"\nresponse_mti = \"0410\"\n"
+            + "request.11 = { generate = \"stan\" }\n"
+            + refund
+    };
+    let loaded = spec(&with("reversed_by = \"refund\"", ""));
+    assert_eq!(
+        loaded.operation("pay").unwrap().reversed_by(),
+        Some("refund")
+    );
+    assert_eq!(loaded.operation("refund").unwrap().reversed_by(), None);
+    assert!(spec_error(&with("reversed_by = \"void\"", ""))
+        .contains("operations.pay.reversed_by: no operation \"void\""));
+    assert!(
+        spec_error(&with("reversed_by = \"refund\"", "reversed_by = \"pay\"\n"))
+            .contains("is reversed in turn")
+    );
+    assert!(spec_error(&with("reversed_by = \"pay\"", "")).contains("is reversed in turn"));
+}
+
+#[test]
 fn operations_need_a_stan_and_a_response_code() {
     let no_stan = minimal("", "").replace("request.11 = { generate = \"stan\" }", "");
     assert!(spec_error(&no_stan).contains("the link matches answers by STAN"));

@@ -3,6 +3,8 @@
 //! (or as a problem when declined). The chain runs around it as on any buffered route, so
 //! filters (auth, detokenize before, tokenize after) compose with translation.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use corridor_filters::{Problem, Reply};
 use http::{header, StatusCode};
@@ -15,9 +17,14 @@ use super::failure::Failure;
 use super::reply;
 use super::state::RequestState;
 use crate::iso8583::MappingContext;
-use crate::upstream::iso8583::{CallError, CardHost};
+use crate::iso8583::{Message, Operation};
+use crate::upstream::iso8583::{CallError, CardHost, Unanswered};
 
-pub async fn run(session: &mut Session, state: &mut RequestState, host: &CardHost) -> Result<()> {
+pub async fn run(
+    session: &mut Session,
+    state: &mut RequestState,
+    host: &Arc<CardHost>,
+) -> Result<()> {
     let route = state.route.clone().expect("routed before the exchange");
     let upto = route.chain.len();
     let operation = route
@@ -28,11 +35,11 @@ pub async fn run(session: &mut Session, state: &mut RequestState, host: &CardHos
     let Some(body) = filtered_request_body(session, state).await? else {
         return Ok(());
     };
-    let request = match request_json(&body) {
-        Ok(json) => operation.request(&json, &MappingContext::from(&state.filters)),
+    let json_body = match request_json(&body) {
+        Ok(json) => json,
         Err(problem) => return answer_problem(session, state, problem, upto).await,
     };
-    let request = match request {
+    let request = match operation.request(&json_body, &MappingContext::from(&state.filters)) {
         Ok(message) => message,
         Err(e) => {
             let problem = bad_request(e.to_string());
@@ -49,29 +56,48 @@ pub async fn run(session: &mut Session, state: &mut RequestState, host: &CardHos
     state.upstream_elapsed = Some(started.elapsed());
     let answer = match answer {
         Ok(answer) => answer,
-        Err(e) => {
-            let failure = match e {
+        Err(Unanswered { error, sent }) => {
+            let failure = match error {
                 CallError::Unavailable => Failure::NoHealthyTarget,
-                CallError::Busy => Failure::UpstreamSaturated,
+                CallError::Busy => {
+                    state.retry_after = Some(1);
+                    Failure::UpstreamSaturated
+                }
                 CallError::Timeout => Failure::UpstreamTimeout,
                 CallError::LinkLost => Failure::UpstreamLinkLost,
                 CallError::Malformed => Failure::UpstreamMalformed,
                 CallError::Encode(_) | CallError::TooLarge => {
-                    let problem = bad_request(e.to_string());
+                    let problem = bad_request(error.to_string());
                     return answer_problem(session, state, problem, upto).await;
                 }
             };
+            if failure == Failure::UpstreamTimeout {
+                upstream.metrics.timeout.inc();
+            } else if failure.is_target_fault() {
+                upstream.metrics.failed.inc();
+            }
             if failure.is_target_fault() {
-                if failure == Failure::UpstreamTimeout {
-                    upstream.metrics.timeout.inc();
-                } else {
-                    upstream.metrics.failed.inc();
-                }
                 if let Some(breaker) = &upstream.breaker {
                     breaker.record(false);
                 }
             }
-            return reply::send_failure(session, state, failure, upto).await;
+            let mut problem = failure.problem();
+            if let Some(sent) = sent {
+                // The host may have acted on it: settle it rather than leave it open.
+                let reversing = start_reversal(host, operation, &json_body, &sent, state);
+                problem = problem.with_detail(if reversing {
+                    "The outcome is unknown: the request is being reversed."
+                } else {
+                    "The outcome is unknown: check it before trying again."
+                });
+            }
+            state.failure = Some(failure);
+            if let Some(seconds) = state.retry_after {
+                let mut reply = Reply::problem(problem);
+                reply.headers.insert(header::RETRY_AFTER, seconds.into());
+                return reply::send_reply(session, state, reply, upto).await;
+            }
+            return answer_problem(session, state, problem, upto).await;
         }
     };
     if let Some(breaker) = &upstream.breaker {
@@ -110,4 +136,47 @@ async fn answer_problem(
     upto: usize,
 ) -> Result<()> {
     reply::send_reply(session, state, Reply::problem(problem), upto).await
+}
+
+/// Starts the reversal of a request whose outcome is unknown, when its operation names one:
+/// the reversal is mapped from the same JSON body plus `original` (the MTI, STAN,
+/// transmission time and RRN the request went out with). False when there is none to send.
+fn start_reversal(
+    host: &Arc<CardHost>,
+    operation: &Operation,
+    body: &serde_json::Value,
+    sent: &Message,
+    state: &RequestState,
+) -> bool {
+    let Some(reversal) = operation
+        .reversed_by()
+        .and_then(|name| host.spec().operation(name))
+    else {
+        return false;
+    };
+    let text = |field: u8| {
+        sent.get(field)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let mut body = body.clone();
+    body["original"] = serde_json::json!({
+        "mti": String::from_utf8_lossy(&sent.mti),
+        "stan": text(11),
+        "transmission_time": text(7),
+        "rrn": text(37),
+    });
+    match reversal.request(&body, &MappingContext::from(&state.filters)) {
+        Ok(message) => {
+            host.reverse(
+                message,
+                reversal.generated().to_vec(),
+                state.filters.request_id.clone(),
+            );
+            true
+        }
+        Err(e) => {
+            tracing::error!(request_id = %state.filters.request_id, error = %e, "cannot build the reversal of a request whose outcome is unknown: reconcile it with the card host");
+            false
+        }
+    }
 }

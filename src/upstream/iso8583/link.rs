@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::clock::Stamp;
-use super::{set, CallError, HostShared};
+use super::{set, CallError, HostShared, Unanswered};
 use crate::iso8583::{Generated, Message};
 
 /// STANs are six digits, 000001 to 999999.
@@ -155,15 +155,15 @@ impl Link {
         mut request: Message,
         generated: &[(u8, Generated)],
         deadline: tokio::time::Instant,
-    ) -> Result<Message, CallError> {
+    ) -> Result<Message, Unanswered> {
         let stamp = Stamp::now();
         let (answer, stan) = {
             let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
             if waiting.closed {
-                return Err(CallError::Unavailable);
+                return Err(CallError::Unavailable.into());
             }
             if waiting.by_stan.len() >= self.host.settings.max_in_flight {
-                return Err(CallError::Busy);
+                return Err(CallError::Busy.into());
             }
             let stan = waiting.take_stan();
             fill(&mut request, generated, stan, &stamp);
@@ -176,21 +176,27 @@ impl Link {
             waiting.by_stan.insert(stan, waiter);
             (receiver, stan)
         };
-        let sent = self.send(&request).await;
-        if let Err(e) = sent {
+        if let Err(e) = self.send(&request).await {
             self.forget(stan);
-            return Err(e);
+            return Err(e.into());
         }
-        match tokio::time::timeout_at(deadline, answer).await {
-            Ok(Ok(answer)) => answer,
+        // From here on the host may have the request: errors carry it, so that its outcome
+        // can be settled (reversed) later.
+        let error = match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(Ok(answer))) => return Ok(answer),
+            Ok(Ok(Err(why))) => why,
             // The waiter was dropped without an answer: only closing does that.
-            Ok(Err(_)) => Err(CallError::LinkLost),
+            Ok(Err(_)) => CallError::LinkLost,
             Err(_) => {
                 // A late answer will find no waiter and be counted as unmatched.
                 self.forget(stan);
-                Err(CallError::Timeout)
+                CallError::Timeout
             }
-        }
+        };
+        Err(Unanswered {
+            error,
+            sent: Some(request),
+        })
     }
 
     async fn send(&self, message: &Message) -> Result<(), CallError> {

@@ -71,6 +71,24 @@ pub enum CallError {
     TooLarge,
 }
 
+/// A call that got no answer to use: why, and the message as sent when it may have reached
+/// the host (its outcome is then unknown).
+#[derive(Debug)]
+pub struct Unanswered {
+    pub error: CallError,
+    pub sent: Option<Message>,
+}
+
+impl From<CallError> for Unanswered {
+    fn from(error: CallError) -> Self {
+        Unanswered { error, sent: None }
+    }
+}
+
+/// Attempts at a reversal, and the pause before the first repeat (doubling after).
+const REVERSAL_ATTEMPTS: u32 = 5;
+const REVERSAL_FIRST_PAUSE: Duration = Duration::from_secs(1);
+
 /// What every link of a host shares.
 pub(crate) struct HostShared {
     name: Arc<str>,
@@ -145,10 +163,45 @@ impl CardHost {
         request: Message,
         generated: &[(u8, Generated)],
         timeout: Duration,
-    ) -> Result<Message, CallError> {
+    ) -> Result<Message, Unanswered> {
         let deadline = tokio::time::Instant::now() + timeout;
         let link = self.pick_link(deadline).await?;
         link.call(request, generated, deadline).await
+    }
+
+    /// Sends `reversal` in the background until the host answers it, repeating it with
+    /// backoff (a reversal may be sent again: hosts match it to its original by field 90).
+    /// Any answer settles it; none after every attempt is logged for reconciliation.
+    pub fn reverse(
+        self: &Arc<Self>,
+        reversal: Message,
+        generated: Vec<(u8, Generated)>,
+        request_id: String,
+    ) {
+        let host = self.clone();
+        host.shared.metrics.reversals.inc();
+        tokio::spawn(async move {
+            let mut pause = REVERSAL_FIRST_PAUSE;
+            for attempt in 1..=REVERSAL_ATTEMPTS {
+                let timeout = host.request_timeout();
+                match host.call(reversal.clone(), &generated, timeout).await {
+                    Ok(answer) => {
+                        let code = answer.get(39).map(String::from_utf8_lossy);
+                        tracing::info!(upstream = %host.shared.name, request_id, attempt, response_code = ?code, "reversal answered");
+                        return;
+                    }
+                    Err(unanswered) => {
+                        tracing::warn!(upstream = %host.shared.name, request_id, attempt, error = %unanswered.error, "reversal not answered");
+                    }
+                }
+                if attempt < REVERSAL_ATTEMPTS {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+            }
+            host.shared.metrics.reversals_unconfirmed.inc();
+            tracing::error!(upstream = %host.shared.name, request_id, "reversal never answered: reconcile this request with the card host");
+        });
     }
 
     /// A link that is up, round robin; waits (until `deadline`, and at most the connect
