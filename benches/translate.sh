@@ -17,7 +17,7 @@ CORRIDOR_BIN=${CORRIDOR_BIN:-target/release/corridor}
 DEMOCORE_BIN=${DEMOCORE_BIN:-target/release/corridor-democore}
 source benches/lib.sh
 require_tools wrk curl python3
-[ -x "$DEMOCORE_BIN" ] || cargo build --release --bin corridor-democore
+[ -x "$DEMOCORE_BIN" ] || cargo build --release -p corridor-democore
 CORE=$(free_port); HOST=$(free_port); GATEWAY=$(free_port)
 
 "$DEMOCORE_BIN" --listen "127.0.0.1:$CORE" --iso-listen "127.0.0.1:$HOST" 2> "$tmp/core.err" & pids+=($!)
