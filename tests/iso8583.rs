@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use corridor::iso8583::Spec;
+
 const APPROVED_PAN: &str = "4111111111111111";
 const NOT_LUHN_PAN: &str = "4111111111111112";
 const DO_NOT_HONOUR_PAN: &str = "4111111110080119";
@@ -406,16 +408,24 @@ async fn an_authorization_whose_outcome_is_unknown_is_reversed_until_answered() 
             .contains("being reversed"),
         "{problem}"
     );
-    let first = next_message(&mut frames).await;
-    assert_eq!(&first[..4], b"0100");
-    // Field 90 (n 42, the last field of the demo reversal) names the original: its MTI,
-    // then the STAN it went out with (the link's first, 000001). Unanswered, it is repeated.
+    // The gateway's own codec reads what the host got; the host would use its own.
+    let spec = Spec::from_toml(&std::fs::read_to_string(spec_path()).unwrap()).unwrap();
+    let first = spec.decode(&next_message(&mut frames).await).unwrap();
+    assert_eq!(&first.mti, b"0100");
+    // Field 90 names the original: its MTI, STAN and transmission time. Unanswered, the
+    // reversal is repeated, each time with a STAN of its own.
+    let mut original = b"0100".to_vec();
+    original.extend_from_slice(first.get(11).unwrap());
+    original.extend_from_slice(first.get(7).unwrap());
+    let mut stans = vec![first.get(11).unwrap().to_vec()];
     for _ in 0..2 {
-        let reversal = next_message(&mut frames).await;
-        assert_eq!(&reversal[..4], b"0400");
-        let original = &reversal[reversal.len() - 42..];
-        assert!(original.starts_with(b"0100000001"), "{original:?}");
+        let reversal = spec.decode(&next_message(&mut frames).await).unwrap();
+        assert_eq!(&reversal.mti, b"0400");
+        assert!(reversal.get(90).unwrap().starts_with(&original));
+        stans.push(reversal.get(11).unwrap().to_vec());
     }
+    stans.dedup();
+    assert_eq!(stans.len(), 3, "every message has its own STAN");
     assert_eq!(link_event(admin, "reversal_sent").await, 1.0);
     let logs = gw.stderr();
     assert!(logs.contains("reversal not answered"), "{logs}");
@@ -430,6 +440,79 @@ async fn next_message(
         .expect("the host heard nothing")
         .unwrap()
         .1
+}
+
+/// A host that approves every 0100 with "00" but leaves out the approval code (field 38),
+/// and reports every message it gets.
+async fn forgetful_host() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (report, seen) = tokio::sync::mpsc::unbounded_channel();
+    let spec = Spec::from_toml(&std::fs::read_to_string(spec_path()).unwrap()).unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut header = [0u8; 2];
+        while socket.read_exact(&mut header).await.is_ok() {
+            let mut frame = vec![0; u16::from_be_bytes(header) as usize];
+            socket.read_exact(&mut frame).await.unwrap();
+            let request = spec.decode(&frame).unwrap();
+            let _ = report.send(frame);
+            if &request.mti != b"0100" {
+                continue;
+            }
+            let mut answer = corridor::iso8583::Message::new(*b"0110");
+            for field in [2, 3, 4, 7, 11, 37, 41, 42, 49] {
+                if let Some(value) = request.get(field) {
+                    answer.set(field, value.to_vec());
+                }
+            }
+            answer.set(39, b"00".to_vec());
+            let bytes = spec.encode(&answer).unwrap();
+            socket
+                .write_all(&(bytes.len() as u16).to_be_bytes())
+                .await
+                .unwrap();
+            socket.write_all(&bytes).await.unwrap();
+        }
+    });
+    (address, seen)
+}
+
+#[tokio::test]
+async fn an_approval_that_cannot_be_read_is_reversed() {
+    let (host, mut seen) = forgetful_host().await;
+    let gw = start(host, "links = 1", free_port());
+    let resp = post(
+        &gw,
+        "/authorize",
+        &authorization(APPROVED_PAN, 100, "T0000001"),
+    )
+    .await;
+    let problem = assert_problem(resp, 502, "card-host-failed").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("being reversed"),
+        "{problem}"
+    );
+    let spec = Spec::from_toml(&std::fs::read_to_string(spec_path()).unwrap()).unwrap();
+    let mut frames = Vec::new();
+    for _ in 0..100 {
+        while let Ok(frame) = seen.try_recv() {
+            frames.push(spec.decode(&frame).unwrap());
+        }
+        if frames.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(&frames[0].mti, b"0100");
+    assert_eq!(&frames[1].mti, b"0400", "the approval was not reversed");
+    let mut original = b"0100".to_vec();
+    original.extend_from_slice(frames[0].get(11).unwrap());
+    original.extend_from_slice(frames[0].get(7).unwrap());
+    assert!(frames[1].get(90).unwrap().starts_with(&original));
 }
 
 #[tokio::test]

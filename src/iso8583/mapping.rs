@@ -240,6 +240,13 @@ impl Operation {
         self.request_mti
     }
 
+    /// Whether the host's answer carries a response code this operation counts as approved.
+    pub fn is_approved(&self, answer: &Message) -> bool {
+        answer
+            .get(39)
+            .is_some_and(|code| self.approved.iter().any(|a| a.as_slice() == code))
+    }
+
     /// The operation that reverses this one when its outcome is unknown (a timeout, a link
     /// dropped after sending), if the spec names one.
     pub fn reversed_by(&self) -> Option<&str> {

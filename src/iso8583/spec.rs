@@ -410,6 +410,19 @@ fn compile_operation(
                         what.name()
                     )));
                 }
+                // The link matches answers by field 11 and checks field 37.
+                let home = match what {
+                    Generated::Stan => Some(11),
+                    Generated::Rrn => Some(37),
+                    _ => None,
+                };
+                if home.is_some_and(|home| home != number) {
+                    return Err(at(format!(
+                        "{} is generated into field {} only",
+                        what.name(),
+                        home.unwrap_or_default()
+                    )));
+                }
                 generated.push((number, what));
             }
             Compiled::Field(field) => request.push(field),
@@ -418,7 +431,7 @@ fn compile_operation(
     if !generated.iter().any(|&(_, what)| what == Generated::Stan) {
         return fail(
             &def.request_mti.span(),
-            r#"the link matches answers by STAN: give a field { generate = "stan" }"#,
+            r#"the link matches answers by STAN: give request.11 = { generate = "stan" }"#,
         );
     }
     check_field_references(&request, &generated, &def.request)?;

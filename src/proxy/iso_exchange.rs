@@ -51,7 +51,12 @@ pub async fn run(
     let started = std::time::Instant::now();
     state.first_attempt = Some(started);
     let answer = host
-        .call(request, operation.generated(), host.request_timeout())
+        .call(
+            request,
+            operation.generated(),
+            operation.response_mti(),
+            host.request_timeout(),
+        )
         .await;
     state.upstream_elapsed = Some(started.elapsed());
     let answer = match answer {
@@ -110,6 +115,17 @@ pub async fn run(
             head.insert_header(header::CONTENT_TYPE, "application/json")?;
             filter_and_answer(session, state, head, body).await
         }
+        Err(declined) if operation.is_approved(&answer) => {
+            // Approved, but the answer lacks what the partner must get: the money moved
+            // and the partner cannot know it. Undo it rather than leave it standing.
+            let reversing = start_reversal(host, operation, &json_body, &answer, state);
+            let problem = declined.problem().with_detail(if reversing {
+                "The card host's approval could not be read: the request is being reversed."
+            } else {
+                "The card host's approval could not be read: check the outcome before trying again."
+            });
+            answer_problem(session, state, problem, upto).await
+        }
         Err(declined) => answer_problem(session, state, declined.problem(), upto).await,
     }
 }
@@ -139,8 +155,9 @@ async fn answer_problem(
 }
 
 /// Starts the reversal of a request whose outcome is unknown, when its operation names one:
-/// the reversal is mapped from the same JSON body plus `original` (the MTI, STAN,
-/// transmission time and RRN the request went out with). False when there is none to send.
+/// the reversal is mapped from the same JSON body plus `original` (the request's MTI, and
+/// the STAN, transmission time and RRN of `sent`: the request as it went out, or an answer
+/// that copies them back). False when there is none to send.
 fn start_reversal(
     host: &Arc<CardHost>,
     operation: &Operation,
@@ -160,18 +177,14 @@ fn start_reversal(
     };
     let mut body = body.clone();
     body["original"] = serde_json::json!({
-        "mti": String::from_utf8_lossy(&sent.mti),
+        "mti": String::from_utf8_lossy(&operation.request_mti()),
         "stan": text(11),
         "transmission_time": text(7),
         "rrn": text(37),
     });
     match reversal.request(&body, &MappingContext::from(&state.filters)) {
         Ok(message) => {
-            host.reverse(
-                message,
-                reversal.generated().to_vec(),
-                state.filters.request_id.clone(),
-            );
+            host.reverse(reversal.name(), message, state.filters.request_id.clone());
             true
         }
         Err(e) => {

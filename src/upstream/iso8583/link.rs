@@ -1,11 +1,15 @@
 //! One persistent TCP link to a card host. Many requests are in flight on it at once; each
-//! gets a STAN (field 11) of its own, and the host's answers, in whatever order they come,
-//! are matched back by STAN (and RRN, field 37, when both sides carry one).
+//! has a STAN (field 11) of its own, and the host's answers, in whatever order they come,
+//! are matched back by STAN, expected MTI, and RRN (field 37) when both sides carry one.
 //!
 //! A reader and a writer task own the socket's halves. Anything the link cannot make sense
-//! of (a frame that does not decode, a write that fails, the host closing) closes the whole
-//! link: every request still waiting on it gets a clean error at once, and the host pool
-//! opens a new link.
+//! of (a frame that does not decode, a write that fails or stalls, the host closing) closes
+//! the whole link: every request still waiting on it gets a clean error at once, and the
+//! host pool opens a new link.
+//!
+//! Whether a request left matters for money: one that never reached the socket is safe to
+//! try elsewhere, one that did has an unknown outcome. The writer writes a request only
+//! while its caller still waits, and marks it written first, so every error can say which.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,13 +24,10 @@ use super::clock::Stamp;
 use super::{set, CallError, HostShared, Unanswered};
 use crate::iso8583::{Generated, Message};
 
-/// STANs are six digits, 000001 to 999999.
-const STAN_MAX: u32 = 999_999;
-
 pub(super) struct Link {
     pub(super) target: Arc<str>,
     host: Arc<HostShared>,
-    outbox: mpsc::Sender<Vec<u8>>,
+    outbox: mpsc::Sender<Outgoing>,
     waiting: Mutex<Waiting>,
     closed: watch::Sender<bool>,
     /// Milliseconds since `opened` at the last frame received: idle links get an echo.
@@ -34,26 +35,43 @@ pub(super) struct Link {
     opened: Instant,
 }
 
-/// Requests waiting for their answer, by STAN, and the next STAN to hand out. Closing the
-/// link happens under the same lock, so no request can start waiting on a closed link.
+enum Outgoing {
+    /// A request, written only if its waiter (same STAN and ticket) still waits.
+    Request {
+        stan: u32,
+        ticket: u64,
+        frame: Vec<u8>,
+    },
+    /// An answer to the host's own echo.
+    Reply(Vec<u8>),
+}
+
+/// Requests waiting for their answer, by STAN. Closing the link happens under the same
+/// lock, so no request can start waiting on a closed link.
 struct Waiting {
     by_stan: HashMap<u32, Waiter>,
-    next_stan: u32,
+    /// Tells apart requests that held the same STAN at different times.
+    next_ticket: u64,
     closed: bool,
 }
 
+/// Why a waiter got no answer, and whether its request was written to the socket.
+type Failed = (CallError, bool);
+
 struct Waiter {
+    ticket: u64,
     response_mti: [u8; 4],
     rrn: Option<Vec<u8>>,
-    answer: oneshot::Sender<Result<Message, CallError>>,
+    written: bool,
+    answer: oneshot::Sender<Result<Message, Failed>>,
 }
 
 impl Link {
     /// Starts the reader and writer tasks over `stream`.
     pub(super) fn open(stream: TcpStream, target: Arc<str>, host: Arc<HostShared>) -> Arc<Link> {
         let _ = stream.set_nodelay(true);
-        let (reader, mut writer) = stream.into_split();
-        let (outbox, mut frames) = mpsc::channel::<Vec<u8>>(host.settings.max_in_flight);
+        let (reader, writer) = stream.into_split();
+        let (outbox, frames) = mpsc::channel(host.settings.max_in_flight);
         let (closed, _) = watch::channel(false);
         let link = Arc::new(Link {
             target,
@@ -61,58 +79,89 @@ impl Link {
             outbox,
             waiting: Mutex::new(Waiting {
                 by_stan: HashMap::new(),
-                next_stan: 1,
+                next_ticket: 0,
                 closed: false,
             }),
             closed,
             last_heard_ms: AtomicU64::new(0),
             opened: Instant::now(),
         });
-
-        let for_writer = link.clone();
-        tokio::spawn(async move {
-            let mut closed = for_writer.closed.subscribe();
-            loop {
-                tokio::select! {
-                    frame = frames.recv() => {
-                        let Some(frame) = frame else { break };
-                        if writer.write_all(&frame).await.is_err() {
-                            for_writer.close(CallError::LinkLost);
-                            break;
-                        }
-                    }
-                    _ = set(&mut closed) => break,
-                }
-            }
-            let _ = writer.shutdown().await;
-        });
-
-        let for_reader = link.clone();
-        tokio::spawn(async move {
-            let mut closed = for_reader.closed.subscribe();
-            let mut reader = BufReader::new(reader);
-            let (framing, max) = (
-                for_reader.host.settings.framing,
-                for_reader.host.settings.max_message_bytes,
-            );
-            loop {
-                tokio::select! {
-                    frame = framing.read(&mut reader, max) => match frame {
-                        Ok(Some(frame)) => {
-                            if !for_reader.received(&frame) {
-                                break;
-                            }
-                        }
-                        Ok(None) | Err(_) => {
-                            for_reader.close(CallError::LinkLost);
-                            break;
-                        }
-                    },
-                    _ = set(&mut closed) => break,
-                }
-            }
-        });
+        tokio::spawn(link.clone().write_loop(writer, frames));
+        tokio::spawn(link.clone().read_loop(reader));
         link
+    }
+
+    async fn write_loop(
+        self: Arc<Self>,
+        mut writer: tokio::net::tcp::OwnedWriteHalf,
+        mut frames: mpsc::Receiver<Outgoing>,
+    ) {
+        let mut closed = self.closed.subscribe();
+        // A host that stops reading fills the socket: a write that long is a dead link.
+        let stall = self.host.settings.request_timeout;
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = set(&mut closed) => break,
+                next = frames.recv() => next,
+            };
+            let frame = match next {
+                None => break,
+                Some(Outgoing::Reply(frame)) => frame,
+                Some(Outgoing::Request {
+                    stan,
+                    ticket,
+                    frame,
+                }) => {
+                    if !self.mark_written(stan, ticket) {
+                        continue;
+                    }
+                    frame
+                }
+            };
+            let written = tokio::select! {
+                biased;
+                _ = set(&mut closed) => break,
+                written = tokio::time::timeout(stall, writer.write_all(&frame)) => written,
+            };
+            if !matches!(written, Ok(Ok(()))) {
+                self.close(CallError::LinkLost);
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    }
+
+    async fn read_loop(self: Arc<Self>, reader: tokio::net::tcp::OwnedReadHalf) {
+        let mut closed = self.closed.subscribe();
+        let mut reader = BufReader::new(reader);
+        let (framing, max) = (
+            self.host.settings.framing,
+            self.host.settings.max_message_bytes,
+        );
+        loop {
+            let frame = tokio::select! {
+                _ = set(&mut closed) => break,
+                frame = framing.read(&mut reader, max) => frame,
+            };
+            match frame {
+                Ok(Some(frame)) => {
+                    if !self.received(&frame) {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    tracing::warn!(upstream = %self.host.name, target = %self.target, error = %e, "card host sent a bad length header; closing the link");
+                    self.host.metrics.malformed.inc();
+                    self.close(CallError::Malformed);
+                    break;
+                }
+                Ok(None) | Err(_) => {
+                    self.close(CallError::LinkLost);
+                    break;
+                }
+            }
+        }
     }
 
     pub(super) fn is_closed(&self) -> bool {
@@ -135,7 +184,7 @@ impl Link {
     /// Closes the link: the sockets are shut, and every request waiting on it gets `why`.
     pub(super) fn close(&self, why: CallError) {
         let waiters = {
-            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let mut waiting = self.lock();
             if waiting.closed {
                 return;
             }
@@ -144,83 +193,136 @@ impl Link {
         };
         self.closed.send_replace(true);
         for (_, waiter) in waiters {
-            let _ = waiter.answer.send(Err(why.clone()));
+            let _ = waiter.answer.send(Err((why.clone(), waiter.written)));
         }
     }
 
-    /// Sends `request` with the fields in `generated` filled in (STAN and RRN chosen here)
-    /// and waits for its answer until `deadline`.
+    /// Sends `request` with the fields in `generated` filled in (the STAN taken from the
+    /// host's sequence) and waits for its answer, of MTI `response_mti`, until `deadline`.
+    /// An error carries the request as filled in when it was written to the socket.
     pub(super) async fn call(
         &self,
         mut request: Message,
         generated: &[(u8, Generated)],
+        response_mti: [u8; 4],
         deadline: tokio::time::Instant,
     ) -> Result<Message, Unanswered> {
         let stamp = Stamp::now();
-        let (answer, stan) = {
-            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut answer, stan, ticket) = {
+            let mut waiting = self.lock();
             if waiting.closed {
                 return Err(CallError::Unavailable.into());
             }
             if waiting.by_stan.len() >= self.host.settings.max_in_flight {
                 return Err(CallError::Busy.into());
             }
-            let stan = waiting.take_stan();
+            let stan = loop {
+                let stan = self.host.next_stan();
+                if !waiting.by_stan.contains_key(&stan) {
+                    break stan;
+                }
+            };
             fill(&mut request, generated, stan, &stamp);
+            let ticket = waiting.next_ticket;
+            waiting.next_ticket += 1;
             let (answer, receiver) = oneshot::channel();
             let waiter = Waiter {
-                response_mti: response_mti(request.mti),
+                ticket,
+                response_mti,
                 rrn: request.get(37).map(<[u8]>::to_vec),
+                written: false,
                 answer,
             };
             waiting.by_stan.insert(stan, waiter);
-            (receiver, stan)
+            (receiver, stan, ticket)
         };
-        if let Err(e) = self.send(&request).await {
-            self.forget(stan);
-            return Err(e.into());
+        // Whatever happens from here (even this future being dropped), the STAN is freed.
+        let _registered = Registered {
+            link: self,
+            stan,
+            ticket,
+        };
+        let frame = self.frame(&request).map_err(Unanswered::from)?;
+        let queued = tokio::time::timeout_at(
+            deadline,
+            self.outbox.send(Outgoing::Request {
+                stan,
+                ticket,
+                frame,
+            }),
+        )
+        .await;
+        match queued {
+            Ok(Ok(())) => {}
+            // Never written: the writer skips requests whose waiter is gone.
+            Err(_) => return Err(CallError::Timeout.into()),
+            Ok(Err(_)) => return Err(CallError::Unavailable.into()),
         }
-        // From here on the host may have the request: errors carry it, so that its outcome
-        // can be settled (reversed) later.
-        let error = match tokio::time::timeout_at(deadline, answer).await {
-            Ok(Ok(Ok(answer))) => return Ok(answer),
-            Ok(Ok(Err(why))) => why,
+        let outcome = match tokio::time::timeout_at(deadline, &mut answer).await {
+            Ok(Ok(outcome)) => outcome,
             // The waiter was dropped without an answer: only closing does that.
-            Ok(Err(_)) => CallError::LinkLost,
-            Err(_) => {
+            Ok(Err(_)) => Err((CallError::LinkLost, true)),
+            Err(_) => match self.forget(stan, ticket) {
                 // A late answer will find no waiter and be counted as unmatched.
-                self.forget(stan);
-                CallError::Timeout
-            }
+                Some(waiter) => Err((CallError::Timeout, waiter.written)),
+                // The answer (or the link's closing) came as the time ran out: take it.
+                None => answer.try_recv().unwrap_or(Err((CallError::Timeout, true))),
+            },
         };
-        Err(Unanswered {
-            error,
-            sent: Some(request),
-        })
+        match outcome {
+            Ok(message) => Ok(message),
+            Err((error, true)) => Err(Unanswered {
+                error,
+                sent: Some(request),
+            }),
+            // Not written: safe to try another link, unless the time is up.
+            Err((CallError::Timeout, false)) => Err(CallError::Timeout.into()),
+            Err((_, false)) => Err(CallError::Unavailable.into()),
+        }
     }
 
-    async fn send(&self, message: &Message) -> Result<(), CallError> {
+    fn frame(&self, message: &Message) -> Result<Vec<u8>, CallError> {
         let settings = &self.host.settings;
         let encoded = self.host.spec.encode(message).map_err(CallError::Encode)?;
-        let frame = settings
+        settings
             .framing
             .frame(&encoded, settings.max_message_bytes)
-            .map_err(|_| CallError::TooLarge)?;
-        self.outbox
-            .send(frame)
-            .await
-            .map_err(|_| CallError::LinkLost)
+            .map_err(|_| CallError::TooLarge)
     }
 
-    fn forget(&self, stan: u32) {
-        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        waiting.by_stan.remove(&stan);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Removes the waiter of `stan` if it is still the one with `ticket`.
+    fn forget(&self, stan: u32, ticket: u64) -> Option<Waiter> {
+        let mut waiting = self.lock();
+        match waiting.by_stan.get(&stan) {
+            Some(waiter) if waiter.ticket == ticket => waiting.by_stan.remove(&stan),
+            _ => None,
+        }
+    }
+
+    /// Marks a request written, just before it is; false when its caller stopped waiting.
+    fn mark_written(&self, stan: u32, ticket: u64) -> bool {
+        let mut waiting = self.lock();
+        match waiting.by_stan.get_mut(&stan) {
+            Some(waiter) if waiter.ticket == ticket => {
+                waiter.written = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Handles one frame from the host. False when the link had to be closed.
     fn received(&self, frame: &[u8]) -> bool {
         self.last_heard_ms
             .store(self.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
+        if frame.is_empty() {
+            // Some hosts send empty frames as keep-alives.
+            return true;
+        }
         let message = match self.host.spec.decode(frame) {
             Ok(message) => message,
             Err(e) => {
@@ -240,7 +342,7 @@ impl Link {
             return true;
         };
         let waiter = {
-            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let mut waiting = self.lock();
             let matches = waiting.by_stan.get(&stan).is_some_and(|w| {
                 w.response_mti == message.mti
                     && match (&w.rrn, message.get(37)) {
@@ -273,40 +375,23 @@ impl Link {
             }
         }
         answer.set(39, b"00".to_vec());
-        let settings = &self.host.settings;
-        let frame = self.host.spec.encode(&answer).ok().and_then(|bytes| {
-            settings
-                .framing
-                .frame(&bytes, settings.max_message_bytes)
-                .ok()
-        });
-        if let Some(frame) = frame {
-            let _ = self.outbox.try_send(frame);
+        if let Ok(frame) = self.frame(&answer) {
+            let _ = self.outbox.try_send(Outgoing::Reply(frame));
         }
     }
 }
 
-impl Waiting {
-    /// The next STAN not in flight. The in-flight cap is far below 999,999, so one is free.
-    fn take_stan(&mut self) -> u32 {
-        loop {
-            let stan = self.next_stan;
-            self.next_stan = if stan >= STAN_MAX { 1 } else { stan + 1 };
-            if !self.by_stan.contains_key(&stan) {
-                return stan;
-            }
-        }
-    }
+/// Frees a call's STAN however the call ends, including when its future is dropped.
+struct Registered<'a> {
+    link: &'a Link,
+    stan: u32,
+    ticket: u64,
 }
 
-/// The answer's MTI: the request's with its function digit raised by one (0100 → 0110).
-fn response_mti(request: [u8; 4]) -> [u8; 4] {
-    let mut mti = request;
-    mti[2] = match mti[2] {
-        d @ b'0'..=b'8' => d + 1,
-        d => d,
-    };
-    mti
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.link.forget(self.stan, self.ticket);
+    }
 }
 
 fn parse_stan(value: &[u8]) -> Option<u32> {
@@ -333,34 +418,6 @@ fn fill(message: &mut Message, generated: &[(u8, Generated)], stan: u32, stamp: 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn response_mtis() {
-        assert_eq!(&response_mti(*b"0100"), b"0110");
-        assert_eq!(&response_mti(*b"0200"), b"0210");
-        assert_eq!(&response_mti(*b"0400"), b"0410");
-        assert_eq!(&response_mti(*b"0800"), b"0810");
-    }
-
-    #[test]
-    fn stans_wrap_and_skip_those_in_flight() {
-        let mut waiting = Waiting {
-            by_stan: HashMap::new(),
-            next_stan: STAN_MAX,
-            closed: false,
-        };
-        let (answer, _receiver) = oneshot::channel();
-        waiting.by_stan.insert(
-            1,
-            Waiter {
-                response_mti: *b"0110",
-                rrn: None,
-                answer,
-            },
-        );
-        assert_eq!(waiting.take_stan(), STAN_MAX);
-        assert_eq!(waiting.take_stan(), 2, "1 is in flight");
-    }
 
     #[test]
     fn stans_parse_only_as_six_digits_at_most() {

@@ -14,13 +14,13 @@ mod framing;
 mod link;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use tokio::net::TcpStream;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 
 pub use framing::Framing;
 use link::Link;
@@ -88,6 +88,10 @@ impl From<CallError> for Unanswered {
 /// Attempts at a reversal, and the pause before the first repeat (doubling after).
 const REVERSAL_ATTEMPTS: u32 = 5;
 const REVERSAL_FIRST_PAUSE: Duration = Duration::from_secs(1);
+/// Reversals one host runs at once: an outage must not grow tasks without bound.
+const MAX_REVERSALS: usize = 1024;
+/// STANs are six digits, 000001 to 999999.
+const STAN_MAX: u32 = 999_999;
 
 /// What every link of a host shares.
 pub(crate) struct HostShared {
@@ -95,6 +99,16 @@ pub(crate) struct HostShared {
     spec: Arc<Spec>,
     settings: LinkSettings,
     metrics: Iso8583Metrics,
+    /// One STAN sequence for all the host's links, so that STAN, transmission time and
+    /// acquirer (what a reversal's field 90 names) do not repeat across links.
+    stan: AtomicU32,
+}
+
+impl HostShared {
+    /// The next STAN of the host's sequence, 1 to 999,999, wrapping.
+    fn next_stan(&self) -> u32 {
+        self.stan.fetch_add(1, Ordering::Relaxed) % STAN_MAX + 1
+    }
 }
 
 /// The links to one card host. Dropping it (a reload that changed the upstream) stops the
@@ -107,6 +121,7 @@ pub struct CardHost {
     next: AtomicUsize,
     link_up: Arc<Notify>,
     shutdown: watch::Sender<bool>,
+    reversals: Arc<Semaphore>,
 }
 
 #[derive(Default)]
@@ -138,6 +153,7 @@ impl CardHost {
                 spec,
                 settings,
                 metrics,
+                stan: AtomicU32::new(stan_seed()),
             }),
             targets: targets.into(),
             slots,
@@ -145,6 +161,7 @@ impl CardHost {
             next: AtomicUsize::new(0),
             link_up: Arc::new(Notify::new()),
             shutdown: watch::channel(false).0,
+            reversals: Arc::new(Semaphore::new(MAX_REVERSALS)),
         }
     }
 
@@ -157,38 +174,98 @@ impl CardHost {
     }
 
     /// Sends `request` (its `generated` fields filled by the link) and waits for the
-    /// host's answer until `timeout` has passed.
+    /// host's answer, of MTI `response_mti`, until `timeout` has passed. Links are tried
+    /// round robin; one that is full or closing is passed over, since nothing was sent on it.
     pub async fn call(
         &self,
         request: Message,
         generated: &[(u8, Generated)],
+        response_mti: [u8; 4],
         timeout: Duration,
     ) -> Result<Message, Unanswered> {
+        self.start();
         let deadline = tokio::time::Instant::now() + timeout;
-        let link = self.pick_link(deadline).await?;
-        link.call(request, generated, deadline).await
+        // Waiting for a link is bounded by the connect timeout, not the whole budget.
+        let wait_until =
+            deadline.min(tokio::time::Instant::now() + self.shared.settings.connect_timeout);
+        loop {
+            let notified = self.link_up.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let first = self.next.fetch_add(1, Ordering::Relaxed);
+            let mut busy = false;
+            for k in 0..self.slots.len() {
+                let slot = &self.slots[(first + k) % self.slots.len()];
+                let Some(link) = slot.link.load_full().filter(|l| !l.is_closed()) else {
+                    continue;
+                };
+                match link
+                    .call(request.clone(), generated, response_mti, deadline)
+                    .await
+                {
+                    Err(Unanswered {
+                        error: CallError::Busy,
+                        sent: None,
+                    }) => busy = true,
+                    Err(Unanswered {
+                        error: CallError::Unavailable,
+                        sent: None,
+                    }) => {}
+                    answered => return answered,
+                }
+            }
+            if busy {
+                return Err(CallError::Busy.into());
+            }
+            if tokio::time::timeout_at(wait_until, notified).await.is_err() {
+                return Err(CallError::Unavailable.into());
+            }
+        }
     }
 
-    /// Sends `reversal` in the background until the host answers it, repeating it with
-    /// backoff (a reversal may be sent again: hosts match it to its original by field 90).
-    /// Any answer settles it; none after every attempt is logged for reconciliation.
-    pub fn reverse(
-        self: &Arc<Self>,
-        reversal: Message,
-        generated: Vec<(u8, Generated)>,
-        request_id: String,
-    ) {
+    /// Sends `reversal` (a message of `operation`) in the background until the host
+    /// approves it, repeating it with backoff: hosts match a repeat to its original by
+    /// field 90. One never approved (declined, "original not found" because it overtook
+    /// its original, or no answer) is logged for reconciliation and counted.
+    pub fn reverse(self: &Arc<Self>, operation: &str, reversal: Message, request_id: String) {
+        let metrics = &self.shared.metrics;
+        metrics.reversals.inc();
+        let Ok(slot) = self.reversals.clone().try_acquire_owned() else {
+            metrics.reversals_unconfirmed.inc();
+            tracing::error!(upstream = %self.shared.name, request_id, "too many reversals in flight: this one was not sent; reconcile this request with the card host");
+            return;
+        };
         let host = self.clone();
-        host.shared.metrics.reversals.inc();
+        let operation = operation.to_owned();
         tokio::spawn(async move {
+            let _slot = slot;
+            let mut unsettled = Unsettled {
+                host: &host,
+                request_id: &request_id,
+                settled: false,
+            };
+            let Some(op) = host.spec().operation(&operation) else {
+                return;
+            };
             let mut pause = REVERSAL_FIRST_PAUSE;
             for attempt in 1..=REVERSAL_ATTEMPTS {
-                let timeout = host.request_timeout();
-                match host.call(reversal.clone(), &generated, timeout).await {
+                let answer = host
+                    .call(
+                        reversal.clone(),
+                        op.generated(),
+                        op.response_mti(),
+                        host.request_timeout(),
+                    )
+                    .await;
+                match answer {
+                    Ok(answer) if op.is_approved(&answer) => {
+                        tracing::info!(upstream = %host.shared.name, request_id, attempt, "reversal approved");
+                        unsettled.settled = true;
+                        return;
+                    }
                     Ok(answer) => {
                         let code = answer.get(39).map(String::from_utf8_lossy);
-                        tracing::info!(upstream = %host.shared.name, request_id, attempt, response_code = ?code, "reversal answered");
-                        return;
+                        tracing::warn!(upstream = %host.shared.name, request_id, attempt, response_code = ?code, "reversal declined");
                     }
                     Err(unanswered) => {
                         tracing::warn!(upstream = %host.shared.name, request_id, attempt, error = %unanswered.error, "reversal not answered");
@@ -199,32 +276,7 @@ impl CardHost {
                     pause *= 2;
                 }
             }
-            host.shared.metrics.reversals_unconfirmed.inc();
-            tracing::error!(upstream = %host.shared.name, request_id, "reversal never answered: reconcile this request with the card host");
         });
-    }
-
-    /// A link that is up, round robin; waits (until `deadline`, and at most the connect
-    /// timeout) for one when none is.
-    async fn pick_link(&self, deadline: tokio::time::Instant) -> Result<Arc<Link>, CallError> {
-        self.start();
-        let wait_until =
-            deadline.min(tokio::time::Instant::now() + self.shared.settings.connect_timeout);
-        loop {
-            let notified = self.link_up.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let first = self.next.fetch_add(1, Ordering::Relaxed);
-            for k in 0..self.slots.len() {
-                let slot = &self.slots[(first + k) % self.slots.len()];
-                if let Some(link) = slot.link.load_full().filter(|l| !l.is_closed()) {
-                    return Ok(link);
-                }
-            }
-            if tokio::time::timeout_at(wait_until, notified).await.is_err() {
-                return Err(CallError::Unavailable);
-            }
-        }
     }
 
     /// Starts the supervisors on first use, on the runtime serving requests.
@@ -250,6 +302,32 @@ impl Drop for CardHost {
     fn drop(&mut self) {
         self.shutdown.send_replace(true);
     }
+}
+
+/// A reversal not yet approved: if its task ends without approval (attempts spent, or the
+/// task dropped at shutdown), it is logged for reconciliation and counted.
+struct Unsettled<'a> {
+    host: &'a CardHost,
+    request_id: &'a str,
+    settled: bool,
+}
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.host.shared.metrics.reversals_unconfirmed.inc();
+            tracing::error!(upstream = %self.host.shared.name, request_id = self.request_id, "reversal not approved: reconcile this request with the card host");
+        }
+    }
+}
+
+/// Where a host's STAN sequence starts: the time of day, so that a restart or a reload does
+/// not repeat the STANs just used.
+fn stan_seed() -> u32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    ((secs % 86_400) * 10 % u64::from(STAN_MAX)) as u32
 }
 
 /// Resolves once `flag` is true (or its sender is gone). The guard `wait_for` returns is
@@ -333,7 +411,12 @@ impl Supervisor {
                     let mut echo = Message::new(*b"0800");
                     echo.set(70, b"301".to_vec());
                     let generated = [(7, Generated::TransmissionTime), (11, Generated::Stan)];
-                    if link.call(echo, &generated, deadline).await.is_err() {
+                    let answered = tokio::select! {
+                        _ = link.wait_closed() => return,
+                        _ = set(&mut self.shutdown) => return,
+                        answer = link.call(echo, &generated, *b"0810", deadline) => answer.is_ok(),
+                    };
+                    if !answered {
                         tracing::warn!(upstream = %self.shared.name, target = %link.target, "card host did not answer an echo; closing the link");
                         self.shared.metrics.echo_failed.inc();
                         return;
