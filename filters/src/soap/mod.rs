@@ -17,11 +17,13 @@
 //! Names in response paths and fault codes are matched by namespace URI, never by prefix, so
 //! a core may answer with any prefix or a default namespace. The answer's XML is parsed only
 //! after its size is capped (also once decompressed) and any document type declaration is
-//! refused, so no entity is ever expanded or fetched.
+//! refused, so no entity is ever expanded or fetched; its nesting, attributes and namespace
+//! declarations are counted first, so the parser's work stays bounded.
 
 mod config;
 mod fault;
 mod filter;
+mod limits;
 mod mapping;
 mod path;
 mod template;

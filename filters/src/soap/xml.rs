@@ -1,8 +1,9 @@
 //! Reading the core's answer safely: its content coding undone under a size cap (so a
 //! decompression bomb stops at the cap), a BOM and UTF-16 handled, any document type
 //! declaration refused before parsing (no external entity is fetched, no entity expanded),
-//! then a namespace-aware tree from roxmltree, which without a DTD knows only the five
-//! predefined entities and character references.
+//! its shape checked against [`limits`] (so the parser's work stays bounded), then a
+//! namespace-aware tree from roxmltree, which without a DTD knows only the five predefined
+//! entities and character references.
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -12,6 +13,7 @@ use http::header::CONTENT_ENCODING;
 use http::HeaderMap;
 use roxmltree::{Document, Node, ParsingOptions};
 
+use super::limits::{self, Exceeded};
 use super::SoapVersion;
 
 pub(crate) const SOAP11_ENVELOPE: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -34,6 +36,8 @@ pub(crate) enum ReadError {
     Dtd,
     #[error("the answer refers to an entity at line {line} column {column} (refused)")]
     Entity { line: u32, column: u32 },
+    #[error("the answer is refused: {0}")]
+    Shape(Exceeded),
     #[error("the answer is not well-formed XML (line {line} column {column})")]
     Syntax { line: u32, column: u32 },
     #[error("the answer is not a SOAP envelope")]
@@ -120,13 +124,16 @@ fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<Cow<'static, str>, Re
 }
 
 /// The parsed document. A DOCTYPE is refused whatever it holds (even an empty one, which the
-/// parser alone would accept), so neither XXE nor entity expansion can start.
+/// parser alone would accept), so neither XXE nor entity expansion can start; so is a shape
+/// over the [`limits`].
 pub(crate) fn parse(text: &str) -> Result<Document<'_>, ReadError> {
     if has_doctype(text) {
         return Err(ReadError::Dtd);
     }
+    limits::check(text).map_err(ReadError::Shape)?;
     let options = ParsingOptions {
         allow_dtd: false,
+        nodes_limit: limits::MAX_NODES,
         ..ParsingOptions::default()
     };
     Document::parse_with_options(text, options).map_err(|e| {
@@ -134,6 +141,7 @@ pub(crate) fn parse(text: &str) -> Result<Document<'_>, ReadError> {
         let (line, column) = (pos.row, pos.col);
         match e {
             roxmltree::Error::DtdDetected => ReadError::Dtd,
+            roxmltree::Error::NodesLimitReached => ReadError::Shape(Exceeded::Nodes),
             roxmltree::Error::UnknownEntityReference(..)
             | roxmltree::Error::EntityReferenceLoop(_) => ReadError::Entity { line, column },
             _ => ReadError::Syntax { line, column },

@@ -3,6 +3,7 @@
 mod config;
 mod faults;
 mod fuzz;
+mod limits;
 mod request;
 mod response;
 
