@@ -23,12 +23,9 @@ use http::uri::PathAndQuery;
 use http::{HeaderName, HeaderValue, StatusCode, Uri};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
-use serde_json_path::JsonPath;
 
-use super::json_path::{self, Selected};
-use super::rules::{
-    build_rules, json_string, parse_path, unavailable, EngineConfig, OnInvalidBody,
-};
+use super::json_path::{self, Paths, RulePath, Selected};
+use super::rules::{build_rules, parse_path, unavailable, EngineConfig, OnInvalidBody};
 use super::{TokenEngine, TokenError};
 use crate::json_fields::{is_encoded, is_json};
 use crate::{
@@ -84,7 +81,7 @@ fn required_by_default() -> bool {
 }
 
 enum Location {
-    Body(JsonPath),
+    Body(RulePath),
     Header(HeaderName),
     Query(String),
     PathSegment(usize),
@@ -110,10 +107,16 @@ impl DetokenizeConfig {
                 )));
             }
         }
+        let body_paths =
+            (rules.iter().enumerate()).filter_map(|(index, rule)| match &rule.location {
+                Location::Body(path) => Some((index, path)),
+                _ => None,
+            });
         Ok(Arc::new(DetokenizeFilter {
             body_rules: rules
                 .iter()
                 .any(|rule| matches!(rule.location, Location::Body(_))),
+            body_paths: Paths::new(body_paths),
             rules,
             on_invalid_body: self.on_invalid_body,
         }))
@@ -183,6 +186,8 @@ struct DetokenizeFilter {
     rules: Vec<Rule>,
     /// Some rule reads the body.
     body_rules: bool,
+    /// The body rules' paths, by the index of their rule.
+    body_paths: Paths,
     on_invalid_body: OnInvalidBody,
 }
 
@@ -375,27 +380,19 @@ impl DetokenizeFilter {
         body: &[u8],
         ctx: &mut RequestContext,
     ) -> Result<Option<Bytes>, Flow> {
-        let (json, value) =
-            json_path::parse(body).map_err(|detail| self.invalid_body(detail, ctx))?;
         let mut edits = Vec::new();
-        let paths =
-            self.rules
-                .iter()
-                .enumerate()
-                .filter_map(|(index, rule)| match &rule.location {
-                    Location::Body(path) => Some((index, path)),
-                    _ => None,
-                });
-        for found in json_path::select(json, &value, paths) {
+        let found =
+            (self.body_paths.select(body)).map_err(|detail| self.invalid_body(detail, ctx))?;
+        for found in found {
             let rule = &self.rules[found.rule];
             let token = match &found.value {
                 Selected::Null => continue,
                 Selected::String(token) if token.is_empty() => continue,
-                Selected::String(token) => Some(token.as_str()),
-                Selected::Number | Selected::Other => None,
+                Selected::String(token) => Some(&**token),
+                Selected::Number(_) | Selected::Other => None,
             };
             if let Some(real) = rule.detokenize(token, ctx).await? {
-                edits.push((found.span, json_string(&real)));
+                edits.push((found.span, real));
             }
         }
         Ok((!edits.is_empty()).then(|| json_path::splice(body, edits)))

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json_path::JsonPath;
 
 use super::ff1::Ff1Config;
+use super::json_path::RulePath;
 use super::mask::MaskConfig;
 use super::vault::VaultConfig;
 use super::{TokenEngine, TokenError};
@@ -77,8 +77,8 @@ pub(crate) fn build_rules<R, T>(
 }
 
 /// A rule's JSONPath (RFC 9535).
-pub(crate) fn parse_path(option: &str, path: &str) -> Result<JsonPath, String> {
-    JsonPath::parse(path).map_err(|e| format!("{option}: {path:?} is not a JSONPath: {e}"))
+pub(crate) fn parse_path(option: &str, path: &str) -> Result<RulePath, String> {
+    RulePath::parse(path).map_err(|e| format!("{option}: {path:?} is not a JSONPath: {e}"))
 }
 
 /// The answer when an engine's store or keys are unavailable: nothing goes on half
@@ -90,9 +90,4 @@ pub(crate) fn unavailable(filter: &str, field: &str, error: &TokenError) -> Flow
         "tokenization-unavailable",
         "Tokenization unavailable",
     ))
-}
-
-/// `text` as a JSON string literal.
-pub(crate) fn json_string(text: &str) -> String {
-    serde_json::to_string(text).expect("a string always serializes")
 }

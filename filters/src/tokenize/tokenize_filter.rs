@@ -23,13 +23,10 @@ use bytes::Bytes;
 use http::header::ACCEPT_ENCODING;
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json_path::JsonPath;
 
-use super::json_path::{self, Selected};
+use super::json_path::{self, Paths, Selected};
 use super::mask::mask_all;
-use super::rules::{
-    build_rules, json_string, parse_path, unavailable, Engine, EngineConfig, OnInvalidBody,
-};
+use super::rules::{build_rules, parse_path, unavailable, Engine, EngineConfig, OnInvalidBody};
 use super::TokenError;
 use crate::json_fields::{is_encoded, is_json, IDENTITY};
 use crate::{
@@ -69,9 +66,9 @@ impl TokenizeConfig {
                 (Err(a), Err(b)) => Err(format!("{a}; {b}")),
             }
         })?;
-        let (paths, engines) = rules.into_iter().unzip();
+        let (paths, engines): (Vec<_>, _) = rules.into_iter().unzip();
         Ok(Arc::new(TokenizeFilter {
-            paths,
+            paths: Paths::new(paths.iter().enumerate()),
             engines,
             fields: self.rules.iter().map(|r| r.path.clone()).collect(),
             on_invalid_body: self.on_invalid_body,
@@ -80,7 +77,8 @@ impl TokenizeConfig {
 }
 
 struct TokenizeFilter {
-    paths: Vec<JsonPath>,
+    /// Each rule's path, by the index of the rule.
+    paths: Paths,
     /// The engine of each rule, by the index of its path.
     engines: Vec<Engine>,
     /// Each rule's path as configured, for logs.
@@ -105,31 +103,55 @@ impl TokenizeFilter {
     /// The body with every selected value tokenized (`None`: nothing selected, the body
     /// stays as it is), or the answer that replaces it.
     async fn tokenize(&self, body: &[u8], ctx: &mut RequestContext) -> Result<Option<Bytes>, Flow> {
-        let (json, value) = json_path::parse(body).map_err(|_| self.invalid_body(ctx))?;
-        let mut edits = Vec::new();
-        for found in json_path::select(json, &value, self.paths.iter().enumerate()) {
+        let found = (self.paths.select(body)).map_err(|_| self.invalid_body(ctx))?;
+        let mut edits = Vec::with_capacity(found.len());
+        // Each token rule's strings go to its engine together: FF1 does them side by side.
+        for (rule, engine) in self.engines.iter().enumerate() {
+            let Engine::Token(engine) = engine else {
+                continue;
+            };
+            let (spans, values): (Vec<_>, Vec<&str>) = (found.iter())
+                .filter(|found| found.rule == rule)
+                .filter_map(|found| match &found.value {
+                    Selected::String(value) => Some((found.span.clone(), &**value)),
+                    _ => None,
+                })
+                .unzip();
+            if values.is_empty() {
+                continue;
+            }
+            let mut tokens = engine.tokenize_all(&values).await.into_iter();
+            for (span, value) in spans.into_iter().zip(values) {
+                // An engine stops after the first unavailable value: no value goes out raw.
+                let token = tokens
+                    .next()
+                    .unwrap_or_else(|| Err(TokenError::Unavailable("no token for a value".into())));
+                let replacement = match token {
+                    Ok(token) => token,
+                    Err(e @ TokenError::Unavailable(_)) => {
+                        return Err(unavailable("tokenize", &self.fields[rule], &e));
+                    }
+                    Err(_) => {
+                        ctx.events.push("tokenize_invalid_value");
+                        mask_all(value)
+                    }
+                };
+                edits.push((span, replacement));
+            }
+        }
+        for found in &found {
             let replacement = match (&found.value, &self.engines[found.rule]) {
                 (Selected::String(value), Engine::Mask(mask)) => mask.apply(value),
-                (Selected::Number, Engine::Mask(mask)) => mask.apply(&json[found.span.clone()]),
-                (Selected::String(value), Engine::Token(engine)) => {
-                    match engine.tokenize(value).await {
-                        Ok(token) => token,
-                        Err(e @ TokenError::Unavailable(_)) => {
-                            return Err(unavailable("tokenize", &self.fields[found.rule], &e));
-                        }
-                        Err(_) => {
-                            ctx.events.push("tokenize_invalid_value");
-                            mask_all(value)
-                        }
-                    }
-                }
-                (Selected::Number, Engine::Token(_)) => {
+                (Selected::Number(number), Engine::Mask(mask)) => mask.apply(number),
+                (Selected::Number(number), Engine::Token(_)) => {
                     ctx.events.push("tokenize_invalid_value");
-                    mask_all(&json[found.span.clone()])
+                    mask_all(number)
                 }
+                // Strings of token rules are done above.
+                (Selected::String(_), Engine::Token(_)) => continue,
                 (Selected::Null | Selected::Other, _) => continue,
             };
-            edits.push((found.span, json_string(&replacement)));
+            edits.push((found.span.clone(), replacement));
         }
         Ok((!edits.is_empty()).then(|| json_path::splice(body, edits)))
     }

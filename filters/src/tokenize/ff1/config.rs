@@ -16,7 +16,7 @@ use crate::{BuildContext, BuildError};
 const MAX_TWEAK_BYTES: usize = 256;
 
 /// Longest account or string value: FF1's cost grows with the square of the length.
-const MAX_VALUE_LENGTH: usize = 128;
+pub(super) const MAX_VALUE_LENGTH: usize = 128;
 
 /// PAN lengths (ISO/IEC 7812-1).
 const PAN_LENGTHS: RangeInclusive<usize> = 13..=19;

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::cipher::{min_numerals, Ff1, Tweak};
+use super::cipher::{min_numerals, Ff1, Parts, Tweak};
 use crate::tokenize::{Detokenized, TokenEngine, TokenError};
 
 const NOT_AN_IBAN: TokenError = TokenError::InvalidValue("iban");
@@ -23,37 +23,88 @@ impl IbanEngine {
     /// Both ways are the same steps with FF1 run forwards or backwards: the input must be a
     /// valid IBAN, and so is the output.
     fn convert(&self, text: &str, forwards: bool) -> Option<String> {
-        let mut iban = parse(text)?;
-        let digits: Vec<usize> = (4..iban.len())
-            .filter(|&i| iban[i].is_ascii_digit())
-            .collect();
-        // Letters stay in clear, so the BBAN's digits alone must give NIST's minimum domain.
-        if digits.len() < min_numerals(10) {
-            return None;
-        }
-        let numerals = digits.iter().map(|&i| u16::from(iban[i] - b'0')).collect();
-        let tweak = self.tweak(&iban);
+        let mut split = Split::new(text)?;
+        let (tweak, digits) = split.ff1_input(self.tweak.as_bytes());
         let version = self.ff1.active();
-        let converted = if forwards {
-            self.ff1.encrypt(version, &tweak, numerals)
+        if forwards {
+            self.ff1.encrypt(version, &tweak, digits)
         } else {
-            self.ff1.decrypt(version, &tweak, numerals)
+            self.ff1.decrypt(version, &tweak, digits)
         }?;
-        for (&i, numeral) in digits.iter().zip(converted) {
-            iban[i] = b'0' + numeral as u8;
-        }
-        set_check_digits(&mut iban);
-        Some(iban.into_iter().map(char::from).collect())
+        Some(split.into_iban())
     }
 
-    /// The rule's tweak, then the country and the BBAN with its digits masked: everything the
-    /// token shows in clear (letters and where the digits are), the same for value and token.
-    fn tweak(&self, iban: &[u8]) -> Vec<u8> {
-        let mask: Vec<u8> = iban[4..]
-            .iter()
-            .map(|&c| if c.is_ascii_digit() { b'#' } else { c })
+    /// The tokens of `values`, in order. The FF1 runs of the valid ones go side by side.
+    fn encrypt_all(&self, values: &[&str]) -> Vec<Result<String, TokenError>> {
+        let mut splits: Vec<Option<Split>> = values.iter().map(|value| Split::new(value)).collect();
+        let mut work: Vec<_> = (splits.iter_mut().flatten())
+            .map(|split| split.ff1_input(self.tweak.as_bytes()))
             .collect();
-        self.tweak.with(&[&iban[..2], &mask])
+        let mut done = (self.ff1.encrypt_each(self.ff1.active(), &mut work)).into_iter();
+        (splits.into_iter())
+            .map(|split| {
+                let split = split.ok_or(NOT_AN_IBAN)?;
+                if !done.next().expect("a job per IBAN") {
+                    return Err(NOT_AN_IBAN);
+                }
+                Ok(split.into_iban())
+            })
+            .collect()
+    }
+}
+
+/// A valid IBAN taken apart for FF1.
+struct Split {
+    iban: [u8; MAX_LEN],
+    len: usize,
+    /// The BBAN's digits, read in order, and where each one is.
+    digits: [u8; MAX_LEN],
+    places: [u8; MAX_LEN],
+    count: usize,
+    /// The BBAN with its digits written `#`.
+    mask: [u8; MAX_LEN],
+}
+
+impl Split {
+    /// `None` when `text` is not a valid IBAN, or its BBAN has fewer digits than NIST's
+    /// minimum domain needs (letters stay in clear, so the digits alone must give it).
+    fn new(text: &str) -> Option<Split> {
+        let iban = parse(text)?;
+        let mut split = Split {
+            iban,
+            len: text.len(),
+            digits: [0; MAX_LEN],
+            places: [0; MAX_LEN],
+            count: 0,
+            mask: [0; MAX_LEN],
+        };
+        for (i, &c) in iban[..text.len()].iter().enumerate().skip(4) {
+            if c.is_ascii_digit() {
+                // At most 34 places: they fit a byte.
+                (split.digits[split.count], split.places[split.count]) = (c - b'0', i as u8);
+                split.count += 1;
+            }
+            split.mask[i - 4] = if c.is_ascii_digit() { b'#' } else { c };
+        }
+        (split.count >= min_numerals(10)).then_some(split)
+    }
+
+    /// The FF1 tweak, `rule` then the country and the masked BBAN (everything the token
+    /// shows in clear: letters and where the digits are, the same for value and token), and
+    /// the digits to run FF1 over.
+    fn ff1_input<'a>(&'a mut self, rule: &'a [u8]) -> (Parts<'a>, &'a mut [u8]) {
+        let tweak = [rule, &self.iban[..2], &self.mask[..self.len - 4]];
+        (tweak, &mut self.digits[..self.count])
+    }
+
+    /// The IBAN with its digits as FF1 left them and its check digits made anew.
+    fn into_iban(mut self) -> String {
+        for (&place, &digit) in self.places[..self.count].iter().zip(&self.digits) {
+            self.iban[usize::from(place)] = b'0' + digit;
+        }
+        let iban = &mut self.iban[..self.len];
+        set_check_digits(iban);
+        String::from_utf8(iban.to_vec()).expect("IBANs are ASCII")
     }
 }
 
@@ -61,6 +112,10 @@ impl IbanEngine {
 impl TokenEngine for IbanEngine {
     async fn tokenize(&self, value: &str) -> Result<String, TokenError> {
         self.convert(value, true).ok_or(NOT_AN_IBAN)
+    }
+
+    async fn tokenize_all(&self, values: &[&str]) -> Vec<Result<String, TokenError>> {
+        self.encrypt_all(values)
     }
 
     async fn detokenize(&self, token: &str) -> Result<Detokenized, TokenError> {
@@ -73,10 +128,11 @@ impl TokenEngine for IbanEngine {
     }
 }
 
-/// The bytes of `text` when it is an IBAN in electronic format: two capital letters, two
-/// check digits from 02 to 98, then capital letters and digits, at most 34 in all, with
-/// the whole number ≡ 1 (mod 97). The country is not looked up in the registry.
-fn parse(text: &str) -> Option<Vec<u8>> {
+/// The bytes of `text` (the first `text.len()`) when it is an IBAN in electronic format:
+/// two capital letters, two check digits from 02 to 98, then capital letters and digits, at
+/// most 34 in all, with the whole number ≡ 1 (mod 97). The country is not looked up in the
+/// registry.
+fn parse(text: &str) -> Option<[u8; MAX_LEN]> {
     let iban = text.as_bytes();
     let well_formed = (5..=MAX_LEN).contains(&iban.len())
         && iban[..2].iter().all(u8::is_ascii_uppercase)
@@ -85,7 +141,12 @@ fn parse(text: &str) -> Option<Vec<u8>> {
         && iban[4..]
             .iter()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-    (well_formed && mod97(iban) == 1).then(|| iban.to_vec())
+    if !well_formed || mod97(iban) != 1 {
+        return None;
+    }
+    let mut bytes = [0; MAX_LEN];
+    bytes[..iban.len()].copy_from_slice(iban);
+    Some(bytes)
 }
 
 /// The IBAN's number modulo 97: the BBAN, then country and check digits, each letter read as
@@ -124,6 +185,7 @@ mod tests {
             assert!(parse(valid).is_some(), "{valid}");
             let mut recomputed = valid.as_bytes().to_vec();
             set_check_digits(&mut recomputed);
+            assert_eq!(&parse(valid).unwrap()[..valid.len()], valid.as_bytes());
             assert_eq!(recomputed, valid.as_bytes());
         }
         for invalid in [

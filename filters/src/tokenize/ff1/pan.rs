@@ -2,11 +2,11 @@
 //! `keep_last` digits in clear, and has the Luhn remainder the rule asks for; see the module
 //! doc for the layout.
 
-use std::ops::{Range, RangeInclusive};
+use std::ops::RangeInclusive;
 
 use async_trait::async_trait;
 
-use super::cipher::{Ff1, Tweak};
+use super::cipher::{Ff1, Parts, Tweak};
 use super::config::Luhn;
 use super::luhn;
 use crate::tokenize::{Detokenized, TokenEngine, TokenError};
@@ -24,89 +24,110 @@ pub(super) struct PanEngine {
     pub(super) lengths: RangeInclusive<usize>,
 }
 
+/// Longest PAN (ISO/IEC 7812-1); config holds `lengths` within it.
+const MAX_DIGITS: usize = 19;
+
 impl PanEngine {
-    fn encrypt(&self, value: &str) -> Result<String, TokenError> {
-        let mut digits = self.digits(value).ok_or(NOT_A_PAN)?;
-        // The digit before the kept last ones is not encrypted: the Luhn check of the PAN
-        // gives it back on the way out, which frees its place for the token's Luhn digit.
-        if luhn::remainder(&digits) != 0 {
-            return Err(NOT_A_PAN);
-        }
+    /// The tokens of `values`, in order. The FF1 runs of the valid ones go side by side.
+    fn encrypt_all(&self, values: &[&str]) -> Vec<Result<String, TokenError>> {
         let version = self.ff1.active();
-        let hidden = self.hidden(digits.len());
-        let encrypted = self
-            .ff1
-            .encrypt(
-                version,
-                &self.tweak(&digits),
-                numerals(&digits[hidden.clone()]),
-            )
-            .ok_or(NOT_A_PAN)?;
-        put(&mut digits[hidden.clone()], &encrypted);
+        // Each value's digits, when it is a PAN. The digit before the kept last ones is not
+        // encrypted: the Luhn check of the PAN gives it back on the way out, which frees its
+        // place for the token's Luhn digit.
+        let mut pans: Vec<Option<([u8; MAX_DIGITS], usize)>> = (values.iter())
+            .map(|value| {
+                let mut buffer = [0; MAX_DIGITS];
+                let len = self.digits(value, &mut buffer)?.len();
+                (luhn::remainder(&buffer[..len]) == 0).then_some((buffer, len))
+            })
+            .collect();
+        let mut work: Vec<_> = (pans.iter_mut().flatten())
+            .map(|(buffer, len)| self.split(&mut buffer[..*len]))
+            .collect();
+        let mut done = self.ff1.encrypt_each(version, &mut work).into_iter();
         let remainder = match self.luhn {
             // Versions are 1 to 9: never 0, so the token never passes a Luhn check.
             Luhn::Invalid => version as u8,
             Luhn::Valid => 0,
         };
-        luhn::solve(&mut digits, hidden.end, remainder);
-        Ok(text(&digits))
+        (pans.into_iter())
+            .map(|pan| {
+                let (mut buffer, len) = pan.ok_or(NOT_A_PAN)?;
+                if !done.next().expect("a job per PAN") {
+                    return Err(NOT_A_PAN);
+                }
+                let digits = &mut buffer[..len];
+                luhn::solve(digits, self.luhn_digit(len), remainder);
+                Ok(text(digits))
+            })
+            .collect()
     }
 
     fn decrypt(&self, token: &str) -> Result<Detokenized, TokenError> {
-        let mut digits = self.digits(token).ok_or(TokenError::NotAToken)?;
-        let version = match (self.luhn, luhn::remainder(&digits)) {
+        let mut buffer = [0; MAX_DIGITS];
+        let digits = (self.digits(token, &mut buffer)).ok_or(TokenError::NotAToken)?;
+        let version = match (self.luhn, luhn::remainder(digits)) {
             (Luhn::Invalid, 0) => return Err(TokenError::NotAToken),
             (Luhn::Invalid, remainder) => u32::from(remainder),
             (Luhn::Valid, 0) => self.ff1.active(),
             (Luhn::Valid, _) => return Err(TokenError::NotAToken),
         };
-        let hidden = self.hidden(digits.len());
+        let (tweak, hidden) = self.split(digits);
         // `None` also when the set no longer has the token's version.
-        let decrypted = self
-            .ff1
-            .decrypt(
-                version,
-                &self.tweak(&digits),
-                numerals(&digits[hidden.clone()]),
-            )
+        (self.ff1)
+            .decrypt(version, &tweak, hidden)
             .ok_or(TokenError::NotAToken)?;
-        put(&mut digits[hidden.clone()], &decrypted);
-        luhn::solve(&mut digits, hidden.end, 0);
+        let luhn_digit = self.luhn_digit(digits.len());
+        luhn::solve(digits, luhn_digit, 0);
         Ok(Detokenized {
-            value: text(&digits),
+            value: text(digits),
             key_version: version,
         })
     }
 
-    /// The digits of `text` (each 0 to 9) when it is all ASCII digits of an accepted length.
-    fn digits(&self, text: &str) -> Option<Vec<u8>> {
+    /// The digits of `text` (each 0 to 9) in `buffer`, when it is all ASCII digits of an
+    /// accepted length.
+    fn digits<'b>(&self, text: &str, buffer: &'b mut [u8; MAX_DIGITS]) -> Option<&'b mut [u8]> {
         if !self.lengths.contains(&text.len()) {
             return None;
         }
-        text.bytes()
-            .map(|b| b.is_ascii_digit().then(|| b - b'0'))
-            .collect()
+        let digits = buffer.get_mut(..text.len())?;
+        for (digit, byte) in digits.iter_mut().zip(text.bytes()) {
+            *digit = byte.wrapping_sub(b'0');
+            if *digit > 9 {
+                return None;
+            }
+        }
+        Some(digits)
     }
 
-    /// Where the encrypted digits are in a PAN or token of `len` digits: after the kept first
-    /// ones, up to the Luhn digit, which sits just before the kept last ones.
-    fn hidden(&self, len: usize) -> Range<usize> {
-        self.keep_first..len - self.keep_last - 1
+    /// The FF1 tweak of a PAN or token, and its encrypted digits, which sit after the kept
+    /// first ones and up to the Luhn digit. The tweak is the rule's, then the digits shown in
+    /// clear (a fixed count of each), so that equal hidden digits under different BINs or
+    /// last fours give unrelated tokens.
+    fn split<'d>(&'d self, digits: &'d mut [u8]) -> (Parts<'d>, &'d mut [u8]) {
+        let luhn_digit = self.luhn_digit(digits.len());
+        let (first, rest) = digits.split_at_mut(self.keep_first);
+        let (hidden, rest) = rest.split_at_mut(luhn_digit - self.keep_first);
+        ([self.tweak.as_bytes(), first, &rest[1..]], hidden)
     }
 
-    /// The rule's tweak, then the digits shown in clear (a fixed count of each), so that
-    /// equal hidden digits under different BINs or last fours give unrelated tokens.
-    fn tweak(&self, digits: &[u8]) -> Vec<u8> {
-        let last = digits.len() - self.keep_last;
-        self.tweak
-            .with(&[&digits[..self.keep_first], &digits[last..]])
+    /// Where the Luhn digit is in a PAN or token of `len` digits: just before the kept last
+    /// ones.
+    fn luhn_digit(&self, len: usize) -> usize {
+        len - self.keep_last - 1
     }
 }
 
 #[async_trait]
 impl TokenEngine for PanEngine {
     async fn tokenize(&self, value: &str) -> Result<String, TokenError> {
-        self.encrypt(value)
+        let mut tokens = self.encrypt_all(&[value]);
+        tokens.pop().expect("a token per value")
+    }
+
+    async fn tokenize_all(&self, values: &[&str]) -> Vec<Result<String, TokenError>> {
+        self.encrypt_all(values)
     }
 
     async fn detokenize(&self, token: &str) -> Result<Detokenized, TokenError> {
@@ -114,17 +135,7 @@ impl TokenEngine for PanEngine {
     }
 }
 
-fn numerals(digits: &[u8]) -> Vec<u16> {
-    digits.iter().map(|&d| u16::from(d)).collect()
-}
-
-/// Writes FF1's output (radix 10, so each numeral is a digit) over `digits`.
-fn put(digits: &mut [u8], numerals: &[u16]) {
-    for (digit, &numeral) in digits.iter_mut().zip(numerals) {
-        *digit = numeral as u8;
-    }
-}
-
 fn text(digits: &[u8]) -> String {
-    digits.iter().map(|&d| char::from(b'0' + d)).collect()
+    let ascii = digits.iter().map(|&d| b'0' + d).collect();
+    String::from_utf8(ascii).expect("digits are ASCII")
 }

@@ -6,7 +6,8 @@ use std::ops::RangeInclusive;
 
 use async_trait::async_trait;
 
-use super::cipher::{Ff1, Tweak};
+use super::cipher::{Ff1, Parts, Tweak};
+use super::config::MAX_VALUE_LENGTH;
 use crate::tokenize::{Detokenized, TokenEngine, TokenError};
 
 #[derive(Debug)]
@@ -22,17 +23,34 @@ pub(super) struct PrefixedEngine {
 }
 
 impl PrefixedEngine {
-    fn encrypt(&self, value: &str) -> Result<String, TokenError> {
+    /// The tokens of `values`, in order. The FF1 runs of the valid ones go side by side.
+    fn encrypt_all(&self, values: &[&str]) -> Vec<Result<String, TokenError>> {
         let invalid = TokenError::InvalidValue(self.kind);
-        let numerals = self.numerals(value.as_bytes()).ok_or(invalid.clone())?;
         let version = self.ff1.active();
-        let encrypted = (self.ff1)
-            .encrypt(version, self.tweak.as_bytes(), numerals)
-            .ok_or(invalid)?;
-        let mut token = String::with_capacity(encrypted.len() + 1);
-        token.push(version_char(version));
-        token.extend(encrypted.iter().map(|&n| self.symbol(n)));
-        Ok(token)
+        let mut buffers: Vec<Option<([u8; MAX_VALUE_LENGTH], usize)>> = (values.iter())
+            .map(|value| {
+                let mut buffer = [0; MAX_VALUE_LENGTH];
+                let len = self.numerals(value.as_bytes(), &mut buffer)?.len();
+                Some((buffer, len))
+            })
+            .collect();
+        let tweak: Parts<'_> = [self.tweak.as_bytes(), &[], &[]];
+        let mut work: Vec<_> = (buffers.iter_mut().flatten())
+            .map(|(buffer, len)| (tweak, &mut buffer[..*len]))
+            .collect();
+        let mut done = self.ff1.encrypt_each(version, &mut work).into_iter();
+        (buffers.into_iter())
+            .map(|buffer| {
+                let (buffer, len) = buffer.ok_or(invalid.clone())?;
+                if !done.next().expect("a job per value") {
+                    return Err(invalid.clone());
+                }
+                let mut token = Vec::with_capacity(len + 1);
+                token.push(version_digit(version));
+                token.extend(buffer[..len].iter().map(|&n| self.symbol(n)));
+                Ok(ascii(token))
+            })
+            .collect()
     }
 
     fn decrypt(&self, token: &str) -> Result<Detokenized, TokenError> {
@@ -44,40 +62,51 @@ impl PrefixedEngine {
             return Err(TokenError::NotAToken);
         }
         let version = u32::from(version - b'0');
-        let numerals = self.numerals(rest).ok_or(TokenError::NotAToken)?;
+        let mut buffer = [0; MAX_VALUE_LENGTH];
+        let numerals = (self.numerals(rest, &mut buffer)).ok_or(TokenError::NotAToken)?;
         // `None` also when the set no longer has the token's version.
-        let decrypted = (self.ff1)
-            .decrypt(version, self.tweak.as_bytes(), numerals)
+        (self.ff1)
+            .decrypt(version, &[self.tweak.as_bytes()], numerals)
             .ok_or(TokenError::NotAToken)?;
         Ok(Detokenized {
-            value: decrypted.iter().map(|&n| self.symbol(n)).collect(),
+            value: ascii(numerals.iter().map(|&n| self.symbol(n)).collect()),
             key_version: version,
         })
     }
 
-    /// The numerals of `text` when it has an accepted length and only symbols of the alphabet.
-    fn numerals(&self, text: &[u8]) -> Option<Vec<u16>> {
+    /// The numerals of `text` in `buffer`, when it has an accepted length and only symbols
+    /// of the alphabet.
+    fn numerals<'b>(
+        &self,
+        text: &[u8],
+        buffer: &'b mut [u8; MAX_VALUE_LENGTH],
+    ) -> Option<&'b mut [u8]> {
         if !self.lengths.contains(&text.len()) {
             return None;
         }
-        text.iter()
-            .map(|c| {
-                let position = self.alphabet.iter().position(|a| a == c)?;
-                Some(position as u16)
-            })
-            .collect()
+        let numerals = buffer.get_mut(..text.len())?;
+        for (numeral, c) in numerals.iter_mut().zip(text) {
+            // At most 62 symbols: the position fits a byte.
+            *numeral = self.alphabet.iter().position(|a| a == c)? as u8;
+        }
+        Some(numerals)
     }
 
     /// The symbol of a numeral FF1 returned (always below the radix).
-    fn symbol(&self, numeral: u16) -> char {
-        char::from(self.alphabet[usize::from(numeral)])
+    fn symbol(&self, numeral: u8) -> u8 {
+        self.alphabet[usize::from(numeral)]
     }
 }
 
 #[async_trait]
 impl TokenEngine for PrefixedEngine {
     async fn tokenize(&self, value: &str) -> Result<String, TokenError> {
-        self.encrypt(value)
+        let mut tokens = self.encrypt_all(&[value]);
+        tokens.pop().expect("a token per value")
+    }
+
+    async fn tokenize_all(&self, values: &[&str]) -> Vec<Result<String, TokenError>> {
+        self.encrypt_all(values)
     }
 
     async fn detokenize(&self, token: &str) -> Result<Detokenized, TokenError> {
@@ -86,6 +115,11 @@ impl TokenEngine for PrefixedEngine {
 }
 
 /// Key versions are 1 to 9 (`keys::MAX_KEY_VERSION`): one decimal digit.
-fn version_char(version: u32) -> char {
-    char::from(b'0' + version as u8)
+fn version_digit(version: u32) -> u8 {
+    b'0' + version as u8
+}
+
+/// Symbols of an alphabet and version digits, as text.
+fn ascii(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).expect("alphabets are ASCII")
 }

@@ -5,6 +5,8 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::*;
+use crate::tokenize::rules::{Engine, EngineConfig};
+use crate::tokenize::TokenError;
 
 fn tokenize_filter(keys: &Keys, rules: &str, extra: &str) -> Arc<dyn Filter> {
     keys.filter(&format!("type = \"tokenize\"\nrules = [{rules}]\n{extra}"))
@@ -156,6 +158,15 @@ async fn an_unavailable_engine_replaces_the_whole_answer_with_a_503() {
     assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(p.kind, "tokenization-unavailable");
     assert_eq!(p.detail, None);
+    // Values are tokenized together, but the first unavailable one ends it: the others
+    // would each wait as long for nothing.
+    let table: toml::Table = toml::from_str(&format!("engine = {VAULT_DOWN}")).unwrap();
+    let engine: EngineConfig = table["engine"].clone().try_into().unwrap();
+    let Engine::Token(engine) = engine.build(&BuildContext::new(keys.0.path())).unwrap() else {
+        panic!("a token engine")
+    };
+    let tokens = engine.tokenize_all(&[PAN, PAN_2, PAN]).await;
+    assert!(matches!(tokens[..], [Err(TokenError::Unavailable(_))]));
 }
 
 #[tokio::test]
@@ -177,6 +188,8 @@ async fn a_body_that_is_not_json_is_refused_unless_passed() {
         (json_headers(), format!(r#"{{"pan":"{PAN}""#)),
         (json_headers(), format!(r#"{{"pan":{PAN}x}}"#)),
         (gzip, format!(r#"{{"pan":"{PAN}"}}"#)),
+        // A lone surrogate makes the PAN's string unreadable: it must not go out as it is.
+        (json_headers(), format!(r#"{{"pan":"{PAN}\ud800"}}"#)),
     ];
     for (headers, body) in cases {
         let mut context = ctx(None);

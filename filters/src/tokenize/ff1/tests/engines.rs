@@ -80,6 +80,66 @@ fn pan_refusals() {
 }
 
 #[test]
+fn many_values_at_once_give_what_each_gives_alone() {
+    // More values than one batch holds, refused ones among them, lengths that vary.
+    let mut pans: Vec<String> = (0..40u64)
+        .map(|n| with_check_digit(&format!("4{:013}", n * 7_919_111)))
+        .collect();
+    pans.insert(3, "4111111111111112".into());
+    pans.insert(7, "4111x11111111111".into());
+    pans.insert(11, "".into());
+    pans.push(with_check_digit("601100099013942412"));
+    pans.push(with_check_digit("422222222222"));
+    let ibans: Vec<String> = [
+        "DE89370400440532013000",
+        "DE88370400440532013000",
+        "GB29NWBK60161331926819",
+        "MT57MALT12345ABCDEFGHIJKLMNOPQR",
+        "FR1420041010050500013M02606",
+    ]
+    .iter()
+    .cycle()
+    .take(35)
+    .map(|iban| iban.to_string())
+    .collect();
+    // 21 or more alphanumeric characters are past the fixed-width FF1: `fpe` does them.
+    let mut strings: Vec<String> = (4..70)
+        .map(|n| format!("{:x}", n * n * 7919).repeat(n % 9 + 1))
+        .collect();
+    strings.extend(["bad-char".into(), "abc".into(), "x".repeat(65)]);
+    for (options, versions, values) in [
+        ("kind = \"pan\"\ntweak = \"partner-a\"", &[1, 2][..], &pans),
+        (
+            "kind = \"pan\"\ntweak = \"p\"\nkeep_first = 6\nkeep_last = 0",
+            &[2],
+            &pans,
+        ),
+        ("kind = \"iban\"\ntweak = \"partner-a\"", &[1], &ibans),
+        ("kind = \"account\"\ntweak = \"partner-a\"", &[1], &pans),
+        (
+            "kind = \"string\"\ntweak = \"partner-a\"",
+            &[1, 2],
+            &strings,
+        ),
+    ] {
+        let engine = build(options, versions, versions[versions.len() - 1]).unwrap();
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let one_by_one: Vec<_> = values.iter().map(|v| tokenize(&*engine, v)).collect();
+        assert_eq!(
+            super::now(engine.tokenize_all(&values)),
+            one_by_one,
+            "{options}"
+        );
+        let tokenized = one_by_one.iter().filter(|t| t.is_ok()).count();
+        assert!(
+            tokenized > 20 && tokenized < values.len(),
+            "{options}: {tokenized}"
+        );
+        assert!(super::now(engine.tokenize_all(&[])).is_empty());
+    }
+}
+
+#[test]
 fn iban_token_is_a_valid_iban_of_the_same_country_and_shape() {
     let iban = engine("kind = \"iban\"\ntweak = \"partner-a\"");
     for value in [

@@ -2,7 +2,9 @@
 
 mod config;
 mod engines;
+mod fixed;
 mod nist;
+mod pinned;
 mod props;
 
 use std::future::Future;
