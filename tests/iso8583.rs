@@ -26,6 +26,19 @@ async fn card_host() -> SocketAddr {
     address
 }
 
+/// The demo spec, compiled by the gateway's own codec: tests read what a host got with it.
+fn demo_spec() -> Spec {
+    Spec::from_toml(&std::fs::read_to_string(spec_path()).unwrap()).unwrap()
+}
+
+/// What a reversal's field 90 starts with for `original`: its MTI, STAN and field 7.
+fn original_data(original: &corridor::iso8583::Message) -> Vec<u8> {
+    let mut data = original.mti.to_vec();
+    data.extend_from_slice(original.get(11).unwrap());
+    data.extend_from_slice(original.get(7).unwrap());
+    data
+}
+
 fn spec_path() -> String {
     format!("{}/conf/iso8583/demo-host.toml", env!("CARGO_MANIFEST_DIR"))
 }
@@ -409,14 +422,12 @@ async fn an_authorization_whose_outcome_is_unknown_is_reversed_until_answered() 
         "{problem}"
     );
     // The gateway's own codec reads what the host got; the host would use its own.
-    let spec = Spec::from_toml(&std::fs::read_to_string(spec_path()).unwrap()).unwrap();
+    let spec = demo_spec();
     let first = spec.decode(&next_message(&mut frames).await).unwrap();
     assert_eq!(&first.mti, b"0100");
     // Field 90 names the original: its MTI, STAN and transmission time. Unanswered, the
     // reversal is repeated, each time with a STAN of its own.
-    let mut original = b"0100".to_vec();
-    original.extend_from_slice(first.get(11).unwrap());
-    original.extend_from_slice(first.get(7).unwrap());
+    let original = original_data(&first);
     let mut stans = vec![first.get(11).unwrap().to_vec()];
     for _ in 0..2 {
         let reversal = spec.decode(&next_message(&mut frames).await).unwrap();
@@ -448,7 +459,7 @@ async fn forgetful_host() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<V
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (report, seen) = tokio::sync::mpsc::unbounded_channel();
-    let spec = Spec::from_toml(&std::fs::read_to_string(spec_path()).unwrap()).unwrap();
+    let spec = demo_spec();
     tokio::spawn(async move {
         let (mut socket, _) = listener.accept().await.unwrap();
         let mut header = [0u8; 2];
@@ -496,7 +507,7 @@ async fn an_approval_that_cannot_be_read_is_reversed() {
             .contains("being reversed"),
         "{problem}"
     );
-    let spec = Spec::from_toml(&std::fs::read_to_string(spec_path()).unwrap()).unwrap();
+    let spec = demo_spec();
     let mut frames = Vec::new();
     for _ in 0..100 {
         while let Ok(frame) = seen.try_recv() {
@@ -509,10 +520,10 @@ async fn an_approval_that_cannot_be_read_is_reversed() {
     }
     assert_eq!(&frames[0].mti, b"0100");
     assert_eq!(&frames[1].mti, b"0400", "the approval was not reversed");
-    let mut original = b"0100".to_vec();
-    original.extend_from_slice(frames[0].get(11).unwrap());
-    original.extend_from_slice(frames[0].get(7).unwrap());
-    assert!(frames[1].get(90).unwrap().starts_with(&original));
+    assert!(frames[1]
+        .get(90)
+        .unwrap()
+        .starts_with(&original_data(&frames[0])));
 }
 
 #[tokio::test]
